@@ -1,0 +1,563 @@
+//! `config.yaml` + `.env`: loading, `${VAR}` expansion and validation.
+//!
+//! The file keeps the original ClawGate's keys (`server`, `providers`, `fallback_chain`,
+//! `metrics`, `health`) so existing files load. Parsing produces immutable structs; the
+//! request path only reads them. Every error names the file, the line and the key.
+
+mod env;
+mod locate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+pub use env::expand;
+
+/// A config file that could not be used: where and why.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}{}: {key}: {message}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    /// The key path, e.g. `providers.deepseek-chat.base_url`.
+    pub key: String,
+    pub message: String,
+}
+
+/// Which wire protocol a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// OpenAI chat completions (DeepSeek, OpenRouter, Groq, Ollama, vLLM, ...).
+    OpenAiCompat,
+    /// Google's native Gemini API.
+    GoogleGenai,
+    /// Anthropic's Messages API.
+    Anthropic,
+}
+
+impl Backend {
+    pub const NAMES: &'static [&'static str] = &["openai-compat", "google-genai", "anthropic"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::OpenAiCompat => "openai-compat",
+            Backend::GoogleGenai => "google-genai",
+            Backend::Anthropic => "anthropic",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "openai-compat" | "openai" | "openai-compatible" => Some(Backend::OpenAiCompat),
+            "google-genai" | "gemini" | "google" => Some(Backend::GoogleGenai),
+            "anthropic" | "anthropic-compat" | "anthropic-messages" => Some(Backend::Anthropic),
+            _ => None,
+        }
+    }
+}
+
+/// USD per million tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pricing {
+    #[serde(default)]
+    pub input: f64,
+    #[serde(default)]
+    pub output: f64,
+    /// Price of prompt tokens served from the provider's cache; `input` when absent.
+    #[serde(default)]
+    pub cache_read: Option<f64>,
+}
+
+/// Per-provider time limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// TCP + TLS connect.
+    pub connect: Duration,
+    /// A whole non-streamed response, from sending the request to the last byte.
+    pub read: Duration,
+    /// Streams: from sending the request to the first body byte.
+    pub first_byte: Duration,
+    /// Streams: the longest gap between two chunks.
+    pub idle: Duration,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTimeouts {
+    connect_s: Option<f64>,
+    read_s: Option<f64>,
+    first_byte_s: Option<f64>,
+    idle_s: Option<f64>,
+}
+
+/// One upstream provider as configured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderConfig {
+    pub id: String,
+    pub backend: Backend,
+    /// What precedes `/chat/completions` (OpenAI), `/models/{model}:generateContent` (Gemini)
+    /// or `/messages` (Anthropic); no trailing slash.
+    pub base_url: String,
+    /// `None` for local backends declared with `api_key: none`.
+    pub api_key: Option<String>,
+    /// The `api_key` value as written in the file (`${DEEPSEEK_API_KEY}`), for log lines that
+    /// explain why a provider was skipped without showing a secret.
+    pub api_key_source: String,
+    pub model: String,
+    pub max_tokens: Option<u64>,
+    pub tier: String,
+    pub pricing: Pricing,
+    pub timeouts: Timeouts,
+    /// Extra request headers, in file order.
+    pub headers: Vec<(String, String)>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawProvider {
+    #[serde(default)]
+    backend: Option<String>,
+    #[serde(default)]
+    base_url: Option<String>,
+    #[serde(default)]
+    api_key: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    max_tokens: Option<u64>,
+    #[serde(default)]
+    tier: Option<String>,
+    #[serde(default)]
+    pricing: Option<Pricing>,
+    #[serde(default)]
+    timeout: Option<RawTimeouts>,
+    #[serde(default)]
+    headers: Option<OrderedMap<String>>,
+    #[serde(flatten)]
+    unknown: BTreeMap<String, serde_yaml_ng::Value>,
+}
+
+/// The `server` section.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ServerConfig {
+    pub host: String,
+    pub port: u16,
+    pub log_level: String,
+    /// Largest accepted request body, in MiB.
+    pub max_body_mb: f64,
+    /// When non-empty, clients must send `Authorization: Bearer <api_key>`.
+    pub api_key: String,
+    /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
+    pub shutdown_grace_s: f64,
+    #[serde(flatten)]
+    unknown: BTreeMap<String, serde_yaml_ng::Value>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            host: "127.0.0.1".into(),
+            port: 8090,
+            log_level: "info".into(),
+            max_body_mb: 20.0,
+            api_key: String::new(),
+            shutdown_grace_s: 15.0,
+            unknown: BTreeMap::new(),
+        }
+    }
+}
+
+impl ServerConfig {
+    pub fn max_body_bytes(&self) -> usize {
+        (self.max_body_mb * 1024.0 * 1024.0) as usize
+    }
+}
+
+/// The `health` section: the circuit breaker's settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct HealthConfig {
+    /// Consecutive failures that open a provider's circuit.
+    pub consecutive_failures_before_skip: u32,
+    /// The first cool-down of an open circuit, in seconds; it doubles on each failed probe.
+    pub recovery_check_interval_seconds: f64,
+    /// The longest cool-down, in seconds.
+    pub max_cooldown_seconds: f64,
+    #[serde(flatten)]
+    unknown: BTreeMap<String, serde_yaml_ng::Value>,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            consecutive_failures_before_skip: 3,
+            recovery_check_interval_seconds: 30.0,
+            max_cooldown_seconds: 600.0,
+            unknown: BTreeMap::new(),
+        }
+    }
+}
+
+/// The `metrics` section.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct MetricsConfig {
+    pub enabled: bool,
+    pub db_path: String,
+    pub retention_days: u32,
+    #[serde(flatten)]
+    unknown: BTreeMap<String, serde_yaml_ng::Value>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: true,
+            db_path: "/var/lib/clawgate/clawgate.db".into(),
+            retention_days: 90,
+            unknown: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct RawConfig {
+    #[serde(default)]
+    server: ServerConfig,
+    #[serde(default)]
+    providers: OrderedMap<RawProvider>,
+    #[serde(default)]
+    fallback_chain: Vec<String>,
+    #[serde(default)]
+    metrics: MetricsConfig,
+    #[serde(default)]
+    health: HealthConfig,
+    #[serde(flatten)]
+    unknown: BTreeMap<String, serde_yaml_ng::Value>,
+}
+
+/// A loaded, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub server: ServerConfig,
+    /// Every provider defined in the file, in file order (loaded or not).
+    pub providers: Vec<ProviderConfig>,
+    /// Providers skipped because their key expanded to empty.
+    pub skipped: Vec<String>,
+    pub fallback_chain: Vec<String>,
+    pub metrics: MetricsConfig,
+    pub health: HealthConfig,
+    /// Things worth a log line that did not stop loading (unknown keys, retired sections).
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Read and validate `path`, expanding `${VAR}` from the process environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let source = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_owned(),
+            line: None,
+            key: "(file)".into(),
+            message: format!("cannot read config file: {e}"),
+        })?;
+        Config::from_str(&source, path, &|name| std::env::var(name).ok())
+    }
+
+    /// Parse and validate config text; `lookup` resolves `${VAR}` references.
+    pub fn from_str(
+        source: &str,
+        path: &Path,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let err_at = |key: &str, message: String| ConfigError {
+            file: path.to_owned(),
+            line: locate::line_of(source, key),
+            key: key.to_owned(),
+            message,
+        };
+        let raw: RawConfig = if source.trim().is_empty() {
+            return Err(err_at("(file)", "config file is empty".into()));
+        } else {
+            let de = serde_yaml_ng::Deserializer::from_str(source);
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                let key = e.path().to_string();
+                let inner = e.into_inner();
+                let line = inner.location().map(|l| l.line());
+                let message = strip_location(&inner.to_string());
+                ConfigError {
+                    file: path.to_owned(),
+                    line: line.or_else(|| locate::line_of(source, &key)),
+                    key: if key == "." { "(file)".into() } else { key },
+                    message,
+                }
+            })?
+        };
+
+        let mut warnings = Vec::new();
+        for key in raw.unknown.keys() {
+            let hint = match key.as_str() {
+                "static_rules" | "heuristic_rules" | "llm_classifier" => {
+                    " (routing now lives in rules/*.rules; `clawgate import-config` converts it)"
+                }
+                "prompt_caching" => " (cache usage is recorded automatically)",
+                _ => "",
+            };
+            warnings.push(format!(
+                "{}: ignoring unknown key `{key}`{hint}",
+                path.display()
+            ));
+        }
+        for (section, unknown) in [
+            ("server", &raw.server.unknown),
+            ("health", &raw.health.unknown),
+            ("metrics", &raw.metrics.unknown),
+        ] {
+            for key in unknown.keys() {
+                if !matches!(
+                    (section, key.as_str()),
+                    ("health", "check_interval_seconds" | "timeout_seconds")
+                        | ("metrics", "log_requests" | "log_routing_decisions")
+                ) {
+                    warnings.push(format!(
+                        "{}: ignoring unknown key `{section}.{key}`",
+                        path.display()
+                    ));
+                }
+            }
+        }
+
+        let x = |s: &str| expand(s, lookup);
+        let mut server = raw.server.clone();
+        server.host = x(&server.host);
+        server.log_level = x(&server.log_level);
+        server.api_key = x(&server.api_key);
+        if server.max_body_mb <= 0.0 || !server.max_body_mb.is_finite() {
+            return Err(err_at(
+                "server.max_body_mb",
+                "must be a positive number".into(),
+            ));
+        }
+        let mut metrics = raw.metrics.clone();
+        metrics.db_path = x(&metrics.db_path);
+        let health = raw.health.clone();
+        if health.consecutive_failures_before_skip == 0 {
+            return Err(err_at(
+                "health.consecutive_failures_before_skip",
+                "must be at least 1".into(),
+            ));
+        }
+
+        let mut providers = Vec::new();
+        let mut skipped = Vec::new();
+        for (id, p) in raw.providers.0 {
+            let key = |field: &str| format!("providers.{id}.{field}");
+            if !valid_id(&id) {
+                return Err(err_at(
+                    &format!("providers.{id}"),
+                    "provider ids may contain only letters, digits, '-', '_', '.' and '/'".into(),
+                ));
+            }
+            for field in p.unknown.keys() {
+                warnings.push(format!(
+                    "{}: ignoring unknown key `providers.{id}.{field}`",
+                    path.display()
+                ));
+            }
+            let backend_name = x(p.backend.as_deref().unwrap_or("openai-compat"));
+            let backend = Backend::parse(&backend_name).ok_or_else(|| {
+                err_at(
+                    &key("backend"),
+                    format!(
+                        "unknown backend `{backend_name}`; expected one of: {}",
+                        Backend::NAMES.join(", ")
+                    ),
+                )
+            })?;
+            let api_key = x(p.api_key.as_deref().unwrap_or(""));
+            let api_key = api_key.trim();
+            if api_key.is_empty() {
+                skipped.push(id.clone());
+            }
+            let base_url = x(p.base_url.as_deref().unwrap_or(""));
+            let base_url = base_url.trim().trim_end_matches('/').to_owned();
+            match url::Url::parse(&base_url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+                Ok(u) => {
+                    return Err(err_at(
+                        &key("base_url"),
+                        format!(
+                            "`{base_url}` must be an http:// or https:// URL (got scheme `{}`)",
+                            u.scheme()
+                        ),
+                    ))
+                }
+                Err(e) if base_url.is_empty() => {
+                    let _ = e;
+                    return Err(err_at(&key("base_url"), "is required".into()));
+                }
+                Err(e) => {
+                    return Err(err_at(
+                        &key("base_url"),
+                        format!("`{base_url}` is not a valid URL: {e}"),
+                    ))
+                }
+            }
+            let model = x(p.model.as_deref().unwrap_or("")).trim().to_owned();
+            if model.is_empty() {
+                return Err(err_at(
+                    &key("model"),
+                    "is required (the upstream model name)".into(),
+                ));
+            }
+            let t = p.timeout.unwrap_or_default();
+            let secs =
+                |v: Option<f64>, field: &str, default: f64| -> Result<Duration, ConfigError> {
+                    let v = v.unwrap_or(default);
+                    if !(v.is_finite() && v > 0.0) {
+                        return Err(err_at(
+                            &key(&format!("timeout.{field}")),
+                            "must be a positive number of seconds".into(),
+                        ));
+                    }
+                    Ok(Duration::from_secs_f64(v))
+                };
+            let read = secs(t.read_s, "read_s", 120.0)?;
+            let timeouts = Timeouts {
+                connect: secs(t.connect_s, "connect_s", 10.0)?,
+                read,
+                first_byte: secs(t.first_byte_s, "first_byte_s", read.as_secs_f64())?,
+                idle: secs(t.idle_s, "idle_s", read.as_secs_f64())?,
+            };
+            let mut headers = Vec::new();
+            for (name, value) in p.headers.map(|h| h.0).unwrap_or_default() {
+                if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    return Err(err_at(
+                        &key(&format!("headers.{name}")),
+                        "is not a valid header name".into(),
+                    ));
+                }
+                let value = x(&value);
+                if http::HeaderValue::from_str(&value).is_err() {
+                    return Err(err_at(
+                        &key(&format!("headers.{name}")),
+                        "is not a valid header value".into(),
+                    ));
+                }
+                headers.push((name, value));
+            }
+            providers.push(ProviderConfig {
+                api_key: if api_key.eq_ignore_ascii_case("none") || api_key.is_empty() {
+                    None
+                } else {
+                    Some(api_key.to_owned())
+                },
+                api_key_source: p.api_key.clone().unwrap_or_default(),
+                id,
+                backend,
+                base_url,
+                model,
+                max_tokens: p.max_tokens,
+                tier: x(p.tier.as_deref().unwrap_or("default")),
+                pricing: p.pricing.unwrap_or_default(),
+                timeouts,
+                headers,
+            });
+        }
+
+        let mut fallback_chain = Vec::new();
+        for (i, id) in raw.fallback_chain.iter().enumerate() {
+            let id = x(id);
+            if !providers.iter().any(|p| p.id == id) {
+                let hint =
+                    crate::suggest::did_you_mean(&id, providers.iter().map(|p| p.id.as_str()))
+                        .map(|s| format!("; did you mean `{s}`?"))
+                        .unwrap_or_default();
+                return Err(err_at(
+                    &format!("fallback_chain[{i}]"),
+                    format!("names unknown provider `{id}`{hint}"),
+                ));
+            }
+            if !fallback_chain.contains(&id) {
+                fallback_chain.push(id);
+            }
+        }
+
+        Ok(Config {
+            path: path.to_owned(),
+            server,
+            providers,
+            skipped,
+            fallback_chain,
+            metrics,
+            health,
+            warnings,
+        })
+    }
+
+    /// Providers that are loaded: defined, and with a key (or `api_key: none`).
+    pub fn loaded_providers(&self) -> impl Iterator<Item = &ProviderConfig> {
+        self.providers
+            .iter()
+            .filter(|p| !self.skipped.contains(&p.id))
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+}
+
+/// serde_yaml_ng appends " at line N column M"; the error already carries the line.
+fn strip_location(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_owned(),
+        None => msg.to_owned(),
+    }
+}
+
+/// A YAML mapping that keeps its keys in file order.
+#[derive(Debug)]
+struct OrderedMap<V>(Vec<(String, V)>);
+
+impl<V> Default for OrderedMap<V> {
+    fn default() -> Self {
+        OrderedMap(Vec::new())
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for OrderedMap<V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V_<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for V_<V> {
+            type Value = OrderedMap<V>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a mapping")
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                Ok(OrderedMap(Vec::new()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out: Vec<(String, V)> = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, V>()? {
+                    if out.iter().any(|(seen, _)| *seen == k) {
+                        return Err(serde::de::Error::custom(format!("duplicate key `{k}`")));
+                    }
+                    out.push((k, v));
+                }
+                Ok(OrderedMap(out))
+            }
+        }
+        d.deserialize_any(V_(std::marker::PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests;

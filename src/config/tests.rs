@@ -1,0 +1,162 @@
+use std::path::Path;
+
+use super::*;
+
+fn load(src: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let vars: Vec<(String, String)> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Config::from_str(src, Path::new("config.yaml"), &move |name| {
+        vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    })
+}
+
+const STOCK: &str = include_str!("../../config.yaml");
+
+#[test]
+fn stock_config_loads_with_no_keys_and_skips_every_provider() {
+    let cfg = load(STOCK, &[]).unwrap();
+    let ids: Vec<_> = cfg.providers.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "deepseek-chat",
+            "deepseek-reasoner",
+            "gemini-flash-lite",
+            "gemini-flash",
+            "openrouter-fallback"
+        ]
+    );
+    assert_eq!(cfg.loaded_providers().count(), 0);
+    assert_eq!(cfg.skipped.len(), 5);
+    assert_eq!(
+        cfg.fallback_chain,
+        [
+            "deepseek-chat",
+            "deepseek-reasoner",
+            "gemini-flash",
+            "openrouter-fallback"
+        ]
+    );
+    assert_eq!(cfg.server.port, 8090);
+    assert_eq!(cfg.server.host, "127.0.0.1");
+    assert_eq!(cfg.metrics.db_path, "/var/lib/clawgate/clawgate.db");
+}
+
+#[test]
+fn stock_config_keeps_the_original_models_and_prices() {
+    let cfg = load(
+        STOCK,
+        &[("DEEPSEEK_API_KEY", "sk-x"), ("GEMINI_API_KEY", "g")],
+    )
+    .unwrap();
+    let p = |id: &str| cfg.providers.iter().find(|p| p.id == id).unwrap().clone();
+    let chat = p("deepseek-chat");
+    assert_eq!(chat.base_url, "https://api.deepseek.com/v1");
+    assert_eq!(chat.model, "deepseek-chat");
+    assert_eq!(
+        chat.pricing,
+        Pricing {
+            input: 0.27,
+            output: 1.10,
+            cache_read: Some(0.07)
+        }
+    );
+    assert_eq!(p("deepseek-reasoner").pricing.output, 2.19);
+    assert_eq!(p("gemini-flash-lite").model, "gemini-2.5-flash-lite");
+    assert_eq!(p("gemini-flash-lite").backend, Backend::GoogleGenai);
+    assert_eq!(p("gemini-flash").model, "gemini-2.5-flash");
+    assert_eq!(p("openrouter-fallback").model, "deepseek/deepseek-chat");
+    assert_eq!(cfg.loaded_providers().count(), 4);
+    assert_eq!(cfg.skipped, ["openrouter-fallback"]);
+}
+
+#[test]
+fn base_url_defaults_and_overrides_expand() {
+    let cfg = load(
+        STOCK,
+        &[
+            ("DEEPSEEK_API_KEY", "k"),
+            ("DEEPSEEK_BASE_URL", "http://127.0.0.1:9/v1/"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(cfg.providers[0].base_url, "http://127.0.0.1:9/v1");
+    let cfg = load(STOCK, &[("CLAWGATE_DB_PATH", "/tmp/x.db")]).unwrap();
+    assert_eq!(cfg.metrics.db_path, "/tmp/x.db");
+}
+
+#[test]
+fn timeouts_are_per_provider_with_stream_defaults_from_read() {
+    let src = "providers:\n  a:\n    base_url: http://127.0.0.1:1\n    api_key: k\n    model: m\n    timeout: {connect_s: 2, read_s: 30, idle_s: 5}\n";
+    let cfg = load(src, &[]).unwrap();
+    let t = cfg.providers[0].timeouts;
+    assert_eq!(t.connect, Duration::from_secs(2));
+    assert_eq!(t.read, Duration::from_secs(30));
+    assert_eq!(t.first_byte, Duration::from_secs(30));
+    assert_eq!(t.idle, Duration::from_secs(5));
+}
+
+#[test]
+fn local_backend_may_declare_no_key() {
+    let src = "providers:\n  ollama:\n    base_url: http://127.0.0.1:11434/v1\n    api_key: none\n    model: llama3\n";
+    let cfg = load(src, &[]).unwrap();
+    assert_eq!(cfg.loaded_providers().count(), 1);
+    assert_eq!(cfg.providers[0].api_key, None);
+}
+
+#[test]
+fn config_errors_name_file_line_and_key() {
+    let cases: &[(&str, &str, Option<usize>, &str)] = &[
+        (
+            "providers:\n  a:\n    backend: carrier-pigeon\n    base_url: http://x\n    api_key: k\n    model: m\n",
+            "providers.a.backend",
+            Some(3),
+            "unknown backend",
+        ),
+        (
+            "providers:\n  a:\n    base_url: not a url\n    api_key: k\n    model: m\n",
+            "providers.a.base_url",
+            Some(3),
+            "not a valid URL",
+        ),
+        (
+            "providers:\n  a:\n    base_url: ftp://x\n    api_key: k\n    model: m\n",
+            "providers.a.base_url",
+            Some(3),
+            "http",
+        ),
+        (
+            "providers:\n  deepseek-chat:\n    base_url: http://x\n    api_key: k\n    model: m\nfallback_chain:\n  - deepseek-caht\n",
+            "fallback_chain[0]",
+            Some(7),
+            "did you mean `deepseek-chat`",
+        ),
+        ("server:\n  port: lots\n", "server.port", Some(2), "invalid"),
+        ("server: [\n", "server", Some(2), ""),
+        (
+            "providers:\n  a:\n    base_url: http://x\n    api_key: k\n",
+            "providers.a.model",
+            Some(2),
+            "required",
+        ),
+    ];
+    for (src, key, line, needle) in cases {
+        let err = load(src, &[]).unwrap_err();
+        assert_eq!(&err.key, key, "{src}");
+        assert_eq!(err.line, *line, "{src}: {err}");
+        assert!(err.message.contains(needle), "{src}: {err}");
+        assert!(err.to_string().starts_with("config.yaml:"), "{err}");
+    }
+}
+
+#[test]
+fn original_routing_sections_are_accepted_with_a_warning() {
+    let src = "static_rules:\n  enabled: true\nheuristic_rules: {}\nproviders: {}\n";
+    let cfg = load(src, &[]).unwrap();
+    assert!(cfg
+        .warnings
+        .iter()
+        .any(|w| w.contains("static_rules") && w.contains("import-config")));
+}

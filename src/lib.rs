@@ -1,0 +1,15 @@
+//! ClawGate: a local, OpenAI-compatible LLM router.
+//!
+//! A request flows: [`server`] (HTTP, validation) → [`request`] (parsed once) →
+//! [`router`] (a [`router::Decision`] from the compiled rules) → [`providers`] (dispatch with
+//! fallback and health) → back to the client, streamed byte for byte where possible.
+
+pub mod app;
+pub mod config;
+pub mod metrics;
+pub mod providers;
+pub mod request;
+pub mod router;
+pub mod rules;
+pub mod server;
+pub mod suggest;

@@ -1,0 +1,205 @@
+//! In-memory counters behind `/metrics`, fed by every [`Metrics::record`](super::Metrics::record)
+//! call, so a Prometheus scrape never reads the database and survives a full queue.
+//!
+//! Label sets are bounded: provider, layer and rule come from the configuration and rules (never
+//! from the client's `model`), and past [`MAX_SERIES`] distinct sets new ones are folded into
+//! `other`, so a misbehaving config cannot grow memory without limit.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+
+use super::event::RequestEvent;
+
+/// Upper bounds (seconds) of the request-duration and first-byte histograms; LLM calls are slow.
+pub(crate) const DURATION_BUCKETS_S: [f64; 16] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0,
+];
+/// Most distinct (provider, layer, rule, status) label sets.
+pub(crate) const MAX_SERIES: usize = 2_000;
+/// Most distinct provider label values in the per-provider families.
+pub(crate) const MAX_PROVIDERS: usize = 256;
+
+pub(crate) const OTHER: &str = "other";
+pub(crate) const NONE: &str = "none";
+
+/// A histogram with [`DURATION_BUCKETS_S`] plus `+Inf` (non-cumulative counts).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Histogram {
+    pub counts: [u64; DURATION_BUCKETS_S.len() + 1],
+    pub sum_s: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        let s = if seconds.is_finite() && seconds > 0.0 {
+            seconds
+        } else {
+            0.0
+        };
+        let i = DURATION_BUCKETS_S
+            .iter()
+            .position(|b| s <= *b)
+            .unwrap_or(DURATION_BUCKETS_S.len());
+        self.counts[i] += 1;
+        self.sum_s += s;
+    }
+
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+}
+
+/// Requests and their durations for one (provider, layer, rule, status).
+#[derive(Debug, Clone)]
+pub(crate) struct Series {
+    pub provider: String,
+    pub layer: String,
+    pub rule: String,
+    pub status: u16,
+    pub requests: u64,
+    pub duration: Histogram,
+}
+
+/// Per-provider token, cost and fallback counters.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ProviderCounters {
+    pub prompt: u64,
+    pub completion: u64,
+    pub cache_hit: u64,
+    pub cache_miss: u64,
+    pub cost_usd: f64,
+    /// Requests this provider answered after an earlier target failed.
+    pub fallbacks: u64,
+    /// Attempts on this provider that failed, so the next target was tried.
+    pub attempt_failures: u64,
+    pub usage_estimated: u64,
+    pub ttfb: Histogram,
+}
+
+#[derive(Default)]
+pub(crate) struct Live {
+    index: HashMap<u64, Vec<usize>>,
+    pub series: Vec<Series>,
+    provider_index: HashMap<String, usize>,
+    pub providers: Vec<(String, ProviderCounters)>,
+}
+
+fn series_hash(provider: &str, layer: &str, rule: &str, status: u16) -> u64 {
+    // A fixed-key hasher: the inputs are config names, not attacker-chosen strings.
+    BuildHasherDefault::<DefaultHasher>::default().hash_one((provider, layer, rule, status))
+}
+
+impl Live {
+    pub fn observe(&mut self, ev: &RequestEvent) {
+        let provider = ev.provider.as_deref().unwrap_or(NONE);
+        let s = self.series_mut(provider, &ev.layer, &ev.rule, ev.status);
+        s.requests += 1;
+        s.duration.observe(ev.latency_ms / 1e3);
+
+        if ev.provider.is_some() {
+            let p = self.provider_mut(provider);
+            p.prompt += ev.prompt_tokens;
+            p.completion += ev.completion_tokens;
+            p.cache_hit += ev.cache_hit_tokens;
+            p.cache_miss += ev.cache_miss_tokens;
+            if ev.cost_usd.is_finite() {
+                p.cost_usd += ev.cost_usd;
+            }
+            p.fallbacks += u64::from(ev.fell_back());
+            p.usage_estimated += u64::from(ev.usage_estimated);
+            if let Some(t) = ev.ttfb_ms {
+                p.ttfb.observe(t / 1e3);
+            }
+        }
+        for at in &ev.attempts {
+            self.provider_mut(&at.provider).attempt_failures += 1;
+        }
+    }
+
+    fn series_mut(&mut self, provider: &str, layer: &str, rule: &str, status: u16) -> &mut Series {
+        let (provider, layer, rule) = if self.series.len() >= MAX_SERIES
+            && self.find(provider, layer, rule, status).is_none()
+        {
+            (OTHER, OTHER, OTHER)
+        } else {
+            (provider, layer, rule)
+        };
+        let i = match self.find(provider, layer, rule, status) {
+            Some(i) => i,
+            None => {
+                let i = self.series.len();
+                self.series.push(Series {
+                    provider: provider.to_owned(),
+                    layer: layer.to_owned(),
+                    rule: rule.to_owned(),
+                    status,
+                    requests: 0,
+                    duration: Histogram::default(),
+                });
+                self.index
+                    .entry(series_hash(provider, layer, rule, status))
+                    .or_default()
+                    .push(i);
+                i
+            }
+        };
+        &mut self.series[i]
+    }
+
+    fn find(&self, provider: &str, layer: &str, rule: &str, status: u16) -> Option<usize> {
+        self.index
+            .get(&series_hash(provider, layer, rule, status))?
+            .iter()
+            .copied()
+            .find(|&i| {
+                let s = &self.series[i];
+                s.status == status && s.provider == provider && s.layer == layer && s.rule == rule
+            })
+    }
+
+    fn provider_mut(&mut self, provider: &str) -> &mut ProviderCounters {
+        if let Some(&i) = self.provider_index.get(provider) {
+            return &mut self.providers[i].1;
+        }
+        let key = if self.providers.len() >= MAX_PROVIDERS {
+            OTHER
+        } else {
+            provider
+        };
+        let i = match self.provider_index.get(key) {
+            Some(&i) => i,
+            None => {
+                self.providers
+                    .push((key.to_owned(), ProviderCounters::default()));
+                self.provider_index
+                    .insert(key.to_owned(), self.providers.len() - 1);
+                self.providers.len() - 1
+            }
+        };
+        &mut self.providers[i].1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_sets_past_the_cap_fold_into_other() {
+        let mut live = Live::default();
+        for i in 0..MAX_SERIES + 10 {
+            let ev = RequestEvent {
+                provider: Some("p".into()),
+                rule: format!("r{i}"),
+                status: 200,
+                ..RequestEvent::default()
+            };
+            live.observe(&ev);
+        }
+        assert_eq!(live.series.len(), MAX_SERIES + 1);
+        assert_eq!(
+            live.series.last().map(|s| (s.rule.as_str(), s.requests)),
+            Some((OTHER, 10))
+        );
+    }
+}

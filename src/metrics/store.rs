@@ -1,0 +1,569 @@
+//! The redb store: [`Metrics`] (a cheap `Clone` handle), the writer thread, batching and retention.
+//!
+//! Tables: `events` (key `ts_ms << 64 | id`, so time ranges and "newest first" are key ranges;
+//! value: [`RequestEvent`]'s binary encoding), `rollup_minute` and `rollup_hour` (see
+//! [`rollup`](super::rollup)), and `meta` (the next event id). Each batch is one write
+//! transaction with quick-repair on, so a killed process loses at most the batch in flight and the
+//! database reopens without a full scan.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use redb::{Database, DatabaseError, ReadableTable, TableDefinition};
+use serde::Serialize;
+
+use super::event::RequestEvent;
+use super::live::Live;
+use super::rollup::{full_key, Agg, BatchRollups, HOUR_MS, MINUTE_MS};
+
+/// Events queued between the request path and the writer; past this, events are dropped.
+pub const QUEUE_CAPACITY: usize = 10_000;
+/// Most events committed in one write transaction.
+pub const MAX_BATCH: usize = 1_024;
+/// How long the writer waits to fill a batch after its first event.
+pub const BATCH_WINDOW: Duration = Duration::from_millis(100);
+const PRUNE_EVERY: Duration = Duration::from_secs(3_600);
+/// Rows deleted per retention transaction, so pruning never stalls the writer for long.
+const PRUNE_CHUNK: usize = 20_000;
+/// redb's page cache (its default is 1 GiB, far more than stats over rollups need).
+const CACHE_BYTES: usize = 32 << 20;
+const DAY_MS: u64 = 86_400_000;
+
+pub(crate) const EVENTS: TableDefinition<u128, &[u8]> = TableDefinition::new("events");
+pub(crate) const ROLLUP_MINUTE: TableDefinition<&[u8], &[u8]> =
+    TableDefinition::new("rollup_minute");
+pub(crate) const ROLLUP_HOUR: TableDefinition<&[u8], &[u8]> = TableDefinition::new("rollup_hour");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const NEXT_ID: &str = "next_event_id";
+
+pub(crate) fn event_key(ts_ms: u64, id: u64) -> u128 {
+    (u128::from(ts_ms) << 64) | u128::from(id)
+}
+
+pub(crate) fn event_key_parts(key: u128) -> (u64, u64) {
+    ((key >> 64) as u64, key as u64)
+}
+
+/// Why the metrics database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error("cannot create the directory {dir} for the metrics database {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open the metrics database {path}: {source} (is it a writable file in a writable directory? set --db / CLAWGATE_DB_PATH / metrics.db_path)")]
+    Open {
+        path: PathBuf,
+        source: DatabaseError,
+    },
+    #[error("the metrics database {path} is open in another process (a running clawgate server?)")]
+    InUse { path: PathBuf },
+    #[error("the metrics database {path} was not found")]
+    NotFound { path: PathBuf },
+    #[error("metrics database {path}: {source}")]
+    Storage {
+        path: PathBuf,
+        source: Box<redb::Error>,
+    },
+    #[error("cannot start the metrics writer thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Counters about the store itself (also rendered by `/metrics`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct WriterCounters {
+    /// Events committed to the database.
+    pub written: u64,
+    /// Events dropped because the queue was full or the writer had stopped.
+    pub dropped: u64,
+    /// Write transactions committed.
+    pub batches: u64,
+    /// Batches whose commit failed (their events are lost).
+    pub write_errors: u64,
+    /// Events waiting for the writer.
+    pub queue_depth: u64,
+    /// Stored rows that could not be decoded and were skipped by readers.
+    pub corrupt_rows: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    written: AtomicU64,
+    dropped: AtomicU64,
+    batches: AtomicU64,
+    write_errors: AtomicU64,
+    queued: AtomicU64,
+    corrupt: AtomicU64,
+}
+
+enum Msg {
+    Event(Box<RequestEvent>),
+    Flush(SyncSender<()>),
+    Prune(SyncSender<()>),
+    Shutdown(SyncSender<()>),
+}
+
+struct Shared {
+    db: Option<Arc<Database>>,
+    path: Option<PathBuf>,
+    tx: Option<SyncSender<Msg>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    counters: Arc<Counters>,
+    live: Mutex<Live>,
+}
+
+/// The metrics store: a cheap `Clone` handle shared by the server, the dispatcher and readers.
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("path", &self.inner.path)
+            .field("enabled", &self.is_enabled())
+            .finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a counter lock leaves the counters usable; keep going.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn open_db(path: &Path, create: bool) -> Result<Database, MetricsError> {
+    let mut builder = Database::builder();
+    builder.set_cache_size(CACHE_BYTES);
+    // The v3 file format is the one redb 3.x reads, so a later upgrade needs no migration.
+    builder.create_with_file_format_v3(true);
+    let db = if create {
+        builder.create(path)
+    } else {
+        builder.open(path)
+    };
+    db.map_err(|e| match e {
+        DatabaseError::DatabaseAlreadyOpen => MetricsError::InUse {
+            path: path.to_owned(),
+        },
+        source => MetricsError::Open {
+            path: path.to_owned(),
+            source,
+        },
+    })
+}
+
+impl Metrics {
+    /// Opens (or creates) the database at `path`, creating its directory, and starts the writer.
+    /// `retention_days` = 0 keeps everything.
+    pub fn open(path: &Path, retention_days: u32) -> Result<Metrics, MetricsError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| MetricsError::CreateDir {
+                path: path.to_owned(),
+                dir: dir.to_owned(),
+                source,
+            })?;
+        }
+        let db = Arc::new(open_db(path, true)?);
+        let storage = |source: redb::Error| MetricsError::Storage {
+            path: path.to_owned(),
+            source: Box::new(source),
+        };
+        let next_id = init_tables(&db).map_err(storage)?;
+
+        let (tx, rx) = sync_channel(QUEUE_CAPACITY);
+        let counters = Arc::new(Counters::default());
+        let writer = Writer {
+            db: db.clone(),
+            rx,
+            counters: counters.clone(),
+            next_id,
+            retention_ms: u64::from(retention_days) * DAY_MS,
+            // Prune once at start-up.
+            prune_pending: retention_days > 0,
+            last_prune: Instant::now(),
+        };
+        let handle = std::thread::Builder::new()
+            .name("clawgate-metrics".into())
+            .spawn(move || writer.run())
+            .map_err(MetricsError::Thread)?;
+        Ok(Metrics {
+            inner: Arc::new(Shared {
+                db: Some(db),
+                path: Some(path.to_owned()),
+                tx: Some(tx),
+                writer: Mutex::new(Some(handle)),
+                counters,
+                live: Mutex::new(Live::default()),
+            }),
+        })
+    }
+
+    /// Opens an existing database for reading only (no writer thread; `record` does nothing).
+    /// Fails with [`MetricsError::InUse`] while a server has it open: redb allows one process.
+    pub fn open_for_reading(path: &Path) -> Result<Metrics, MetricsError> {
+        if !path.exists() {
+            return Err(MetricsError::NotFound {
+                path: path.to_owned(),
+            });
+        }
+        let db = open_db(path, false)?;
+        init_tables(&db).map_err(|source| MetricsError::Storage {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })?;
+        Ok(Metrics::with_db(Some(Arc::new(db)), Some(path.to_owned())))
+    }
+
+    /// A store that keeps nothing on disk: `record` only feeds the `/metrics` counters, and stats
+    /// are empty (`{}` totals and `[]` lists, as the original did with metrics disabled).
+    pub fn disabled() -> Metrics {
+        Metrics::with_db(None, None)
+    }
+
+    fn with_db(db: Option<Arc<Database>>, path: Option<PathBuf>) -> Metrics {
+        Metrics {
+            inner: Arc::new(Shared {
+                db,
+                path,
+                tx: None,
+                writer: Mutex::new(None),
+                counters: Arc::new(Counters::default()),
+                live: Mutex::new(Live::default()),
+            }),
+        }
+    }
+
+    /// Records one request. Never blocks and never waits for the disk: the event goes to a
+    /// bounded queue; when the queue is full it is dropped and counted.
+    pub fn record(&self, ev: RequestEvent) {
+        lock(&self.inner.live).observe(&ev);
+        let Some(tx) = &self.inner.tx else { return };
+        let c = &self.inner.counters;
+        // Counted before sending so the writer's decrement can never run first.
+        c.queued.fetch_add(1, Relaxed);
+        if tx.try_send(Msg::Event(Box::new(ev))).is_err() {
+            c.queued.fetch_sub(1, Relaxed);
+            c.dropped.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Waits until every event recorded before this call is committed.
+    pub fn flush(&self) {
+        self.ask_writer(Msg::Flush);
+    }
+
+    /// Deletes rows older than the retention now (the writer also does this hourly).
+    pub fn prune(&self) {
+        self.ask_writer(Msg::Prune);
+    }
+
+    /// Commits everything queued and stops the writer, closing the database file. Later
+    /// `record` calls are dropped (and counted). Safe to call more than once.
+    pub fn shutdown(&self) {
+        self.ask_writer(Msg::Shutdown);
+        if let Some(handle) = lock(&self.inner.writer).take() {
+            if handle.join().is_err() {
+                tracing::error!("the metrics writer thread panicked");
+            }
+        }
+    }
+
+    fn ask_writer(&self, make: fn(SyncSender<()>) -> Msg) {
+        let Some(tx) = &self.inner.tx else { return };
+        let (ack, done) = sync_channel(1);
+        // Both fail only when the writer has stopped, and then there is nothing to wait for.
+        if tx.send(make(ack)).is_ok() {
+            let _ = done.recv();
+        }
+    }
+
+    /// Whether events are kept on disk.
+    pub fn is_enabled(&self) -> bool {
+        self.inner.db.is_some()
+    }
+
+    /// The database file, when enabled.
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+
+    pub fn counters(&self) -> WriterCounters {
+        let c = &self.inner.counters;
+        WriterCounters {
+            written: c.written.load(Relaxed),
+            dropped: c.dropped.load(Relaxed),
+            batches: c.batches.load(Relaxed),
+            write_errors: c.write_errors.load(Relaxed),
+            queue_depth: c.queued.load(Relaxed),
+            corrupt_rows: c.corrupt.load(Relaxed),
+        }
+    }
+
+    pub(crate) fn db(&self) -> Option<&Database> {
+        self.inner.db.as_deref()
+    }
+
+    pub(crate) fn live(&self) -> MutexGuard<'_, Live> {
+        lock(&self.inner.live)
+    }
+
+    pub(crate) fn count_corrupt(&self) {
+        self.inner.counters.corrupt.fetch_add(1, Relaxed);
+        tracing::warn!("skipped a metrics row that could not be decoded");
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // The last handle is gone: let the writer commit what is queued and close the file, so the
+        // same path can be opened again right away.
+        if let Some(tx) = self.tx.take() {
+            let (ack, done) = sync_channel(1);
+            if tx.send(Msg::Shutdown(ack)).is_ok() {
+                let _ = done.recv();
+            }
+        }
+        if let Some(handle) = lock(&self.writer).take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Creates the tables if needed and returns the next event id.
+fn init_tables(db: &Database) -> Result<u64, redb::Error> {
+    let txn = db.begin_write()?;
+    let next_id = {
+        txn.open_table(EVENTS)?;
+        txn.open_table(ROLLUP_MINUTE)?;
+        txn.open_table(ROLLUP_HOUR)?;
+        let meta = txn.open_table(META)?;
+        let id = meta.get(NEXT_ID)?.map(|g| g.value()).unwrap_or(1);
+        id
+    };
+    txn.commit()?;
+    Ok(next_id)
+}
+
+struct Writer {
+    db: Arc<Database>,
+    rx: Receiver<Msg>,
+    counters: Arc<Counters>,
+    next_id: u64,
+    /// 0 = keep everything.
+    retention_ms: u64,
+    prune_pending: bool,
+    last_prune: Instant,
+}
+
+impl Writer {
+    fn run(mut self) {
+        let mut batch: Vec<Box<RequestEvent>> = Vec::with_capacity(MAX_BATCH);
+        loop {
+            let first = match self.rx.recv_timeout(self.idle_wait()) {
+                Ok(msg) => msg,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.prune_step(false);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
+            let mut round = Round::default();
+            round.take(first, &mut batch, &self.counters);
+            let deadline = Instant::now() + BATCH_WINDOW;
+            // Fill the batch until it is full, ~100 ms have passed, or someone waits on a flush.
+            while round.acks.is_empty() && batch.len() < MAX_BATCH {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match self.rx.recv_timeout(left) {
+                    Ok(msg) => round.take(msg, &mut batch, &self.counters),
+                    Err(RecvTimeoutError::Timeout) => break,
+                    Err(RecvTimeoutError::Disconnected) => {
+                        round.stop = true;
+                        break;
+                    }
+                }
+            }
+            if !batch.is_empty() {
+                self.commit(&batch);
+                batch.clear();
+            }
+            if round.prune {
+                self.prune_all();
+            } else {
+                self.prune_step(false);
+            }
+            for ack in round.acks {
+                let _ = ack.send(());
+            }
+            if round.stop {
+                return;
+            }
+        }
+    }
+
+    fn idle_wait(&self) -> Duration {
+        if self.prune_pending {
+            Duration::from_millis(10)
+        } else {
+            PRUNE_EVERY
+                .saturating_sub(self.last_prune.elapsed())
+                .max(Duration::from_secs(1))
+        }
+    }
+
+    fn commit(&mut self, batch: &[Box<RequestEvent>]) {
+        match write_batch(&self.db, batch, self.next_id) {
+            Ok(next) => {
+                self.next_id = next;
+                self.counters.written.fetch_add(batch.len() as u64, Relaxed);
+                self.counters.batches.fetch_add(1, Relaxed);
+            }
+            Err(e) => {
+                self.counters.write_errors.fetch_add(1, Relaxed);
+                tracing::error!(events = batch.len(), error = %e, "metrics batch could not be written; its events are lost");
+            }
+        }
+    }
+
+    /// One retention chunk when pruning is due (or `force`d); sets `prune_pending` while more remain.
+    fn prune_step(&mut self, force: bool) {
+        if self.retention_ms == 0 {
+            return;
+        }
+        if !force && !self.prune_pending && self.last_prune.elapsed() < PRUNE_EVERY {
+            return;
+        }
+        let cutoff = super::event::RequestEvent::now_ms().saturating_sub(self.retention_ms);
+        match prune_chunk(&self.db, cutoff) {
+            Ok(more) => self.prune_pending = more,
+            Err(e) => {
+                self.prune_pending = false;
+                self.counters.write_errors.fetch_add(1, Relaxed);
+                tracing::error!(error = %e, "metrics retention pruning failed");
+            }
+        }
+        self.last_prune = Instant::now();
+    }
+
+    fn prune_all(&mut self) {
+        self.prune_step(true);
+        while self.prune_pending {
+            self.prune_step(true);
+        }
+    }
+}
+
+/// What one round of the writer loop was asked to do besides writing events.
+#[derive(Default)]
+struct Round {
+    acks: Vec<SyncSender<()>>,
+    prune: bool,
+    stop: bool,
+}
+
+impl Round {
+    fn take(&mut self, msg: Msg, batch: &mut Vec<Box<RequestEvent>>, counters: &Counters) {
+        match msg {
+            Msg::Event(ev) => {
+                counters.queued.fetch_sub(1, Relaxed);
+                batch.push(ev);
+            }
+            Msg::Flush(ack) => self.acks.push(ack),
+            Msg::Prune(ack) => {
+                self.prune = true;
+                self.acks.push(ack);
+            }
+            Msg::Shutdown(ack) => {
+                self.stop = true;
+                self.acks.push(ack);
+            }
+        }
+    }
+}
+
+/// Writes one batch and its rollups in one transaction; returns the next event id.
+fn write_batch(
+    db: &Database,
+    batch: &[Box<RequestEvent>],
+    mut next_id: u64,
+) -> Result<u64, redb::Error> {
+    let mut txn = db.begin_write()?;
+    // Two-phase commit with the allocator state saved: a crash loses at most this batch and the
+    // next open does not have to walk the whole file.
+    txn.set_quick_repair(true);
+    {
+        let mut events = txn.open_table(EVENTS)?;
+        let mut buf = Vec::with_capacity(256);
+        for ev in batch {
+            buf.clear();
+            ev.encode(&mut buf);
+            events.insert(event_key(ev.ts_ms, next_id), buf.as_slice())?;
+            next_id += 1;
+        }
+        txn.open_table(META)?.insert(NEXT_ID, next_id)?;
+
+        let rollups = BatchRollups::of(batch.iter().map(|b| &**b));
+        for (def, rows) in [
+            (ROLLUP_MINUTE, &rollups.minute),
+            (ROLLUP_HOUR, &rollups.hour),
+        ] {
+            let mut table = txn.open_table(def)?;
+            for (key, add) in rows {
+                let mut row = match table.get(key.as_slice())? {
+                    Some(old) => Agg::decode(old.value()).unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "replacing a corrupt metrics rollup row");
+                        Agg::default()
+                    }),
+                    None => Agg::default(),
+                };
+                row.merge(add);
+                buf.clear();
+                row.encode(&mut buf);
+                table.insert(key.as_slice(), buf.as_slice())?;
+            }
+        }
+    }
+    txn.commit()?;
+    Ok(next_id)
+}
+
+/// Deletes up to [`PRUNE_CHUNK`] rows of each table older than `cutoff_ms`; true if more remain.
+fn prune_chunk(db: &Database, cutoff_ms: u64) -> Result<bool, redb::Error> {
+    let mut txn = db.begin_write()?;
+    txn.set_quick_repair(true);
+    let mut more = false;
+    {
+        let mut events = txn.open_table(EVENTS)?;
+        let old: Vec<u128> = events
+            .range(..event_key(cutoff_ms, 0))?
+            .take(PRUNE_CHUNK)
+            .map(|r| r.map(|(k, _)| k.value()))
+            .collect::<Result<_, _>>()?;
+        more |= old.len() == PRUNE_CHUNK;
+        for k in old {
+            events.remove(k)?;
+        }
+        // A rollup row is removed once its whole minute or hour is older than the cutoff.
+        for (def, unit) in [(ROLLUP_MINUTE, MINUTE_MS), (ROLLUP_HOUR, HOUR_MS)] {
+            let mut table = txn.open_table(def)?;
+            let bound = full_key(cutoff_ms / unit, &[]);
+            let old: Vec<Vec<u8>> = table
+                .range(..bound.as_slice())?
+                .take(PRUNE_CHUNK)
+                .map(|r| r.map(|(k, _)| k.value().to_vec()))
+                .collect::<Result<_, _>>()?;
+            more |= old.len() == PRUNE_CHUNK;
+            for k in old {
+                table.remove(k.as_slice())?;
+            }
+        }
+    }
+    txn.commit()?;
+    Ok(more)
+}

@@ -1,0 +1,495 @@
+//! A request's routing features, computed lazily and at most once per request.
+//!
+//! Rules never look at the raw request: they ask [`Features`] for a field's text, its
+//! literal-match bits, its regex matches, an integer or a boolean. Each is computed the first
+//! time a rule needs it and kept for the rest of the decision, so a request whose model
+//! already decides the route never has its 50 KB system prompt scanned, and a scanned field is
+//! scanned once however many rules test it.
+
+use std::borrow::Cow;
+
+use http::HeaderMap;
+use regex::SetMatches;
+
+use super::program::{
+    compare, is_word_char, Atom, BoolField, Instr, IntSource, TextField, TextIndex,
+};
+use super::RouteTable;
+use crate::request::{ChatRequest, Content, Message, Role};
+
+/// Text parts that start with one of these are client-internal context, not something a
+/// person wrote; they are left out of `user` and `last_user`. OpenClaw sends one such `user`
+/// message after the person's own (see tests/fixtures/openclaw/).
+pub const INTERNAL_CONTEXT_MARKERS: &[&str] = &["<<<BEGIN_OPENCLAW_INTERNAL_CONTEXT>>>"];
+
+/// Per-request lazily computed state for one text slot.
+#[derive(Default)]
+struct SlotState<'r> {
+    raw: Option<Cow<'r, str>>,
+    /// The text used for case-insensitive matching: `None` when `raw` is ASCII (the automaton
+    /// folds ASCII case itself), else `raw` lowercased.
+    folded: Option<Option<String>>,
+    /// Bit `2*i` = literal `i` occurs; bit `2*i+1` = it occurs as a whole word.
+    hits: Option<Vec<u64>>,
+    regex: Option<SetMatches>,
+    class: Option<Option<u32>>,
+}
+
+/// What the rules may ask about one request.
+pub struct Features<'t, 'r> {
+    table: &'t RouteTable,
+    req: &'r ChatRequest<'r>,
+    headers: &'r HeaderMap,
+    slots: Vec<SlotState<'r>>,
+    tokens: Option<u64>,
+    images: Option<bool>,
+    scores: Vec<Option<u64>>,
+}
+
+impl<'t, 'r> Features<'t, 'r> {
+    pub fn new(table: &'t RouteTable, req: &'r ChatRequest<'r>, headers: &'r HeaderMap) -> Self {
+        let mut slots = Vec::with_capacity(table.slots.len());
+        slots.resize_with(table.slots.len(), SlotState::default);
+        Features {
+            table,
+            req,
+            headers,
+            slots,
+            tokens: None,
+            images: None,
+            scores: vec![None; table.sets.len()],
+        }
+    }
+
+    /// Run a rule's program.
+    pub fn run(&mut self, prog: &[Instr]) -> bool {
+        let mut acc = true;
+        let mut pc = 0;
+        while let Some(instr) = prog.get(pc) {
+            match *instr {
+                Instr::Atom(a) => acc = self.atom(a),
+                Instr::JumpIfFalse(to) if !acc => {
+                    pc = to as usize;
+                    continue;
+                }
+                Instr::JumpIfTrue(to) if acc => {
+                    pc = to as usize;
+                    continue;
+                }
+                Instr::Not => acc = !acc,
+                _ => {}
+            }
+            pc += 1;
+        }
+        acc
+    }
+
+    /// Evaluate one atom.
+    pub fn atom(&mut self, id: u32) -> bool {
+        let table = self.table;
+        let Some(atom) = table.atoms.get(id as usize) else {
+            return false;
+        };
+        match atom {
+            Atom::Lit { slot, lit, word } => {
+                let hits = self.hits(*slot);
+                let bit = 2 * *lit as usize + usize::from(*word);
+                hits.get(bit / 64)
+                    .is_some_and(|w| w & (1 << (bit % 64)) != 0)
+            }
+            Atom::Prefix { slot, text } => {
+                let t = self.search_text(*slot).trim_start();
+                t.len() >= text.len()
+                    && t.as_bytes()[..text.len()].eq_ignore_ascii_case(text.as_bytes())
+            }
+            Atom::Suffix { slot, text } => {
+                let t = self.search_text(*slot).trim_end();
+                t.len() >= text.len()
+                    && t.as_bytes()[t.len() - text.len()..].eq_ignore_ascii_case(text.as_bytes())
+            }
+            Atom::Equals { slot, text } => self
+                .search_text(*slot)
+                .trim()
+                .as_bytes()
+                .eq_ignore_ascii_case(text.as_bytes()),
+            Atom::Class { slot, ids } => match self.class(*slot) {
+                Some(c) => ids.contains(&c),
+                None => false,
+            },
+            Atom::Regex { slot, idx } => self.regex(*slot).matched(*idx as usize),
+            Atom::Int { src, cmp, value } => compare(self.int(*src), *cmp, *value),
+            Atom::IntIn { src, values } => values.contains(&self.int(*src)),
+            Atom::Bool(f) => self.boolean(*f),
+            Atom::Const(b) => *b,
+        }
+    }
+
+    /// The field's text as the request has it (not case-folded).
+    pub fn text(&mut self, slot: u16) -> &str {
+        self.ensure_raw(slot);
+        self.slots
+            .get(slot as usize)
+            .and_then(|s| s.raw.as_deref())
+            .unwrap_or("")
+    }
+
+    fn ensure_raw(&mut self, slot: u16) {
+        let Some(state) = self.slots.get(slot as usize) else {
+            return;
+        };
+        if state.raw.is_some() {
+            return;
+        }
+        let field = self.table.slots.get(slot as usize).map(|i| &i.field);
+        let raw = match field {
+            Some(f) => field_text(f, self.req, self.headers),
+            None => Cow::Borrowed(""),
+        };
+        self.slots[slot as usize].raw = Some(raw);
+    }
+
+    /// The text matched case-insensitively: the raw text when it is ASCII, else lowercased.
+    fn search_text(&mut self, slot: u16) -> &str {
+        self.ensure_folded(slot);
+        match self.slots.get(slot as usize) {
+            Some(s) => match &s.folded {
+                Some(Some(lower)) => lower,
+                _ => s.raw.as_deref().unwrap_or(""),
+            },
+            None => "",
+        }
+    }
+
+    fn ensure_folded(&mut self, slot: u16) {
+        self.ensure_raw(slot);
+        let Some(state) = self.slots.get_mut(slot as usize) else {
+            return;
+        };
+        if state.folded.is_none() {
+            let raw = state.raw.as_deref().unwrap_or("");
+            state.folded = Some(if raw.is_ascii() {
+                None
+            } else {
+                Some(raw.to_lowercase())
+            });
+        }
+    }
+
+    fn hits(&mut self, slot: u16) -> &[u64] {
+        let computed = self
+            .slots
+            .get(slot as usize)
+            .is_some_and(|s| s.hits.is_some());
+        if !computed {
+            let table = self.table;
+            let hits = match table.slots.get(slot as usize) {
+                Some(index) => {
+                    let text = self.search_text(slot);
+                    scan(index, text)
+                }
+                None => Vec::new(),
+            };
+            if let Some(s) = self.slots.get_mut(slot as usize) {
+                s.hits = Some(hits);
+            }
+        }
+        self.slots
+            .get(slot as usize)
+            .and_then(|s| s.hits.as_deref())
+            .unwrap_or(&[])
+    }
+
+    fn regex(&mut self, slot: u16) -> &SetMatches {
+        let computed = self
+            .slots
+            .get(slot as usize)
+            .is_some_and(|s| s.regex.is_some());
+        if !computed {
+            let table = self.table;
+            let set = table
+                .slots
+                .get(slot as usize)
+                .and_then(|i| i.regexes.as_ref());
+            let matches = match set {
+                Some(set) => {
+                    let text = self.text(slot);
+                    set.matches(text)
+                }
+                None => regex::RegexSet::empty().matches(""),
+            };
+            if let Some(s) = self.slots.get_mut(slot as usize) {
+                s.regex = Some(matches);
+            }
+        }
+        // The slot exists: `computed` or the assignment above filled it.
+        match self.slots.get(slot as usize).and_then(|s| s.regex.as_ref()) {
+            Some(m) => m,
+            None => empty_matches(),
+        }
+    }
+
+    fn class(&mut self, slot: u16) -> Option<u32> {
+        if let Some(c) = self.slots.get(slot as usize).and_then(|s| s.class) {
+            return c;
+        }
+        let table = self.table;
+        let text = self.text(slot).trim();
+        let class = table.slots.get(slot as usize).and_then(|index| {
+            if text
+                .bytes()
+                .any(|b| b.is_ascii_uppercase() || !b.is_ascii())
+            {
+                index.classes.get(text.to_lowercase().as_str()).copied()
+            } else {
+                index.classes.get(text).copied()
+            }
+        });
+        if let Some(s) = self.slots.get_mut(slot as usize) {
+            s.class = Some(class);
+        }
+        class
+    }
+
+    /// An integer feature.
+    pub fn int(&mut self, src: IntSource) -> u64 {
+        match src {
+            IntSource::Tokens => {
+                if let Some(t) = self.tokens {
+                    return t;
+                }
+                let t = estimate_tokens(self.req);
+                self.tokens = Some(t);
+                t
+            }
+            IntSource::Messages => self.req.messages.len() as u64,
+            IntSource::MaxTokens => self.req.max_tokens.unwrap_or(0),
+            IntSource::Score(set) => self.score(set),
+        }
+    }
+
+    fn score(&mut self, set: u32) -> u64 {
+        if let Some(Some(s)) = self.scores.get(set as usize) {
+            return *s;
+        }
+        let table = self.table;
+        let Some(def) = table.sets.get(set as usize) else {
+            return 0;
+        };
+        let hits = self.hits(def.slot);
+        let total = def
+            .entries
+            .iter()
+            .filter(|(lit, _)| {
+                let bit = 2 * *lit as usize + 1;
+                hits.get(bit / 64)
+                    .is_some_and(|w| w & (1 << (bit % 64)) != 0)
+            })
+            .map(|(_, w)| *w)
+            .fold(0u64, u64::saturating_add);
+        if let Some(s) = self.scores.get_mut(set as usize) {
+            *s = Some(total);
+        }
+        total
+    }
+
+    /// A boolean feature.
+    pub fn boolean(&mut self, f: BoolField) -> bool {
+        match f {
+            BoolField::Tools => !self.req.tools.is_empty(),
+            BoolField::Stream => self.req.stream,
+            BoolField::Images => {
+                if let Some(i) = self.images {
+                    return i;
+                }
+                let i = self.req.messages.iter().any(|m| m.content.has_image());
+                self.images = Some(i);
+                i
+            }
+        }
+    }
+}
+
+fn empty_matches() -> &'static SetMatches {
+    static EMPTY: std::sync::OnceLock<SetMatches> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(|| regex::RegexSet::empty().matches(""))
+}
+
+/// One pass of the slot's automaton over `text`: which literals occur, and which occur as
+/// whole words. Overlapping search, so a literal failing its boundary at one place cannot hide
+/// another literal (or itself) elsewhere.
+fn scan(index: &TextIndex, text: &str) -> Vec<u64> {
+    let mut bits = vec![0u64; (2 * index.lits.len()).div_ceil(64)];
+    let Some(ac) = &index.ac else {
+        return bits;
+    };
+    let Ok(iter) = ac.try_find_overlapping_iter(text) else {
+        return bits;
+    };
+    let bytes = text.as_bytes();
+    for m in iter {
+        let lit = m.pattern().as_usize();
+        let sub = 2 * lit;
+        bits[sub / 64] |= 1 << (sub % 64);
+        let word = sub + 1;
+        if bits[word / 64] & (1 << (word % 64)) != 0 {
+            continue;
+        }
+        let Some(info) = index.lits.get(lit) else {
+            continue;
+        };
+        if !info.as_word {
+            continue;
+        }
+        let ok_start = !info.bound_start || !prev_is_word(bytes, text, m.start());
+        let ok_end = !info.bound_end || !next_is_word(bytes, text, m.end());
+        if ok_start && ok_end {
+            bits[word / 64] |= 1 << (word % 64);
+        }
+    }
+    bits
+}
+
+fn prev_is_word(bytes: &[u8], text: &str, at: usize) -> bool {
+    match at.checked_sub(1).and_then(|i| bytes.get(i)) {
+        None => false,
+        Some(b) if b.is_ascii() => is_word_char(*b as char),
+        Some(_) => text
+            .get(..at)
+            .and_then(|s| s.chars().next_back())
+            .is_some_and(is_word_char),
+    }
+}
+
+fn next_is_word(bytes: &[u8], text: &str, at: usize) -> bool {
+    match bytes.get(at) {
+        None => false,
+        Some(b) if b.is_ascii() => is_word_char(*b as char),
+        Some(_) => text
+            .get(at..)
+            .and_then(|s| s.chars().next())
+            .is_some_and(is_word_char),
+    }
+}
+
+/// The text of a field for this request.
+fn field_text<'r>(
+    field: &TextField,
+    req: &'r ChatRequest<'r>,
+    headers: &HeaderMap,
+) -> Cow<'r, str> {
+    match field {
+        TextField::Model => Cow::Borrowed(req.model.as_ref()),
+        TextField::Label => Cow::Borrowed(""),
+        TextField::Header(name) => Cow::Owned(
+            headers
+                .get(name.as_str())
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned(),
+        ),
+        TextField::LastUser => req
+            .messages
+            .iter()
+            .rev()
+            .filter(|m| m.role == Role::User)
+            .find_map(person_text)
+            .unwrap_or(Cow::Borrowed("")),
+        TextField::User => join(
+            req.messages
+                .iter()
+                .filter(|m| m.role == Role::User)
+                .filter_map(person_text),
+        ),
+        TextField::System => join(
+            req.messages
+                .iter()
+                .filter(|m| matches!(m.role, Role::System | Role::Developer))
+                .map(|m| m.content.text()),
+        ),
+    }
+}
+
+/// Texts joined by newlines, borrowed when there is only one.
+fn join<'r>(mut texts: impl Iterator<Item = Cow<'r, str>>) -> Cow<'r, str> {
+    let Some(first) = texts.next() else {
+        return Cow::Borrowed("");
+    };
+    let Some(second) = texts.next() else {
+        return first;
+    };
+    let mut s = String::with_capacity(first.len() + second.len() + 1);
+    s.push_str(&first);
+    s.push('\n');
+    s.push_str(&second);
+    for t in texts {
+        s.push('\n');
+        s.push_str(&t);
+    }
+    Cow::Owned(s)
+}
+
+fn is_internal(text: &str) -> bool {
+    let t = text.trim_start();
+    INTERNAL_CONTEXT_MARKERS.iter().any(|m| t.starts_with(m))
+}
+
+/// What a person wrote in a user message: its text without client-internal context parts, or
+/// `None` when the message is only client-internal context.
+pub fn person_text<'r>(m: &'r Message<'r>) -> Option<Cow<'r, str>> {
+    match &m.content {
+        Content::Null => Some(Cow::Borrowed("")),
+        Content::Text(t) => (!is_internal(t)).then(|| Cow::Borrowed(t.as_ref())),
+        Content::Parts(_) => {
+            let mut internal = false;
+            let person = m.content.text_parts().filter(|t| {
+                let i = is_internal(t);
+                internal |= i;
+                !i
+            });
+            let text = join_space(person);
+            if internal && text.is_empty() && !m.content.has_image() {
+                None
+            } else {
+                Some(text)
+            }
+        }
+    }
+}
+
+fn join_space<'r>(mut texts: impl Iterator<Item = &'r str>) -> Cow<'r, str> {
+    let Some(first) = texts.next() else {
+        return Cow::Borrowed("");
+    };
+    let Some(second) = texts.next() else {
+        return Cow::Borrowed(first);
+    };
+    let mut s = format!("{first} {second}");
+    for t in texts {
+        s.push(' ');
+        s.push_str(t);
+    }
+    Cow::Owned(s)
+}
+
+/// The prompt-size estimate behind `tokens`: characters of every message's text (all roles,
+/// joined by newlines, as the original ClawGate counted) plus the bytes of the tool
+/// definitions, divided by 4, at least 1. Four characters per token is the usual rule of thumb
+/// for English; it is meant for thresholds like "long context", not for billing.
+pub fn estimate_tokens(req: &ChatRequest<'_>) -> u64 {
+    let mut chars = req.messages.len().saturating_sub(1);
+    for m in &req.messages {
+        for t in m.content.text_parts() {
+            chars += count_chars(t);
+        }
+    }
+    chars += req.tools.iter().map(|t| t.get().len()).sum::<usize>();
+    ((chars / 4) as u64).max(1)
+}
+
+fn count_chars(s: &str) -> usize {
+    if s.is_ascii() {
+        s.len()
+    } else {
+        s.chars().count()
+    }
+}

@@ -1,0 +1,215 @@
+//! Routing: from a parsed request to a [`Decision`] (layer, rule, provider targets).
+//!
+//! The server holds a [`RouteTable`] snapshot per request and calls [`RouteTable::decide`]
+//! for every request whose `model` is not a loaded provider id. The dispatcher appends the
+//! config's `fallback_chain` to the decision's targets, skipping duplicates and providers
+//! that are not loaded.
+//!
+//! A table is built by [`crate::rules::compile`] and never changes: rules are tried in
+//! evaluation order (static, heuristic, classifier; file order, then declaration order), each
+//! a flat program over [`program::Atom`]s that read the request's lazily computed
+//! [`features::Features`]. The first rule whose program yields true wins; then the `default`;
+//! then layer `fallback`, rule `no-match`.
+
+pub mod features;
+pub mod program;
+
+use std::sync::Arc;
+
+use http::HeaderMap;
+
+use crate::request::ChatRequest;
+use features::Features;
+use program::{Atom, Instr, ScoreSet, TextIndex};
+
+/// The layer that produced a decision; shown in `X-ClawGate-Layer` and recorded in metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Layer {
+    /// The request named a loaded provider id.
+    Direct,
+    Static,
+    Heuristic,
+    Classifier,
+    /// The rules' `default` (or, without rules, the fallback chain).
+    Default,
+    /// No rule matched and there is no `default`.
+    Fallback,
+}
+
+impl Layer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layer::Direct => "direct",
+            Layer::Static => "static",
+            Layer::Heuristic => "heuristic",
+            Layer::Classifier => "classifier",
+            Layer::Default => "default",
+            Layer::Fallback => "fallback",
+        }
+    }
+
+    /// The layers rules can be written in, in evaluation order.
+    pub const RULE_LAYERS: [Layer; 3] = [Layer::Static, Layer::Heuristic, Layer::Classifier];
+
+    /// A rule layer by the name used in `layer NAME { ... }`.
+    pub fn from_rule_layer_name(name: &str) -> Option<Layer> {
+        match name {
+            "static" => Some(Layer::Static),
+            "heuristic" => Some(Layer::Heuristic),
+            "classifier" => Some(Layer::Classifier),
+            _ => None,
+        }
+    }
+}
+
+/// Where a request goes: the winning layer and rule, and the providers to try first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub layer: Layer,
+    pub rule: Arc<str>,
+    /// The rule's own targets, in order; the fallback chain is appended by the dispatcher.
+    pub targets: Vec<Arc<str>>,
+}
+
+impl Decision {
+    /// The decision for a request that named a loaded provider id.
+    pub fn direct(provider: Arc<str>) -> Self {
+        Decision {
+            layer: Layer::Direct,
+            rule: Arc::from("explicit-model"),
+            targets: vec![provider],
+        }
+    }
+
+    /// No rule matched and there is no `default`: the fallback chain alone.
+    pub fn no_match() -> Self {
+        Decision {
+            layer: Layer::Fallback,
+            rule: Arc::from("no-match"),
+            targets: Vec::new(),
+        }
+    }
+
+    /// `targets ++ fallback_chain`, without duplicates, keeping only providers `is_loaded` accepts.
+    pub fn chain<'a>(
+        &'a self,
+        fallback_chain: &'a [String],
+        is_loaded: impl Fn(&str) -> bool,
+    ) -> Vec<&'a str> {
+        let mut out: Vec<&str> = Vec::new();
+        for id in self
+            .targets
+            .iter()
+            .map(|t| t.as_ref())
+            .chain(fallback_chain.iter().map(String::as_str))
+        {
+            if is_loaded(id) && !out.contains(&id) {
+                out.push(id);
+            }
+        }
+        out
+    }
+}
+
+/// One compiled rule.
+#[derive(Debug)]
+pub struct CompiledRule {
+    pub layer: Layer,
+    pub name: Arc<str>,
+    pub targets: Vec<Arc<str>>,
+    /// The condition as a flat program (empty: always matches).
+    pub(crate) prog: Vec<Instr>,
+    /// The condition's shape with each test's source text, for `route --explain`.
+    pub(crate) explain: Option<crate::rules::explain::XCond>,
+}
+
+/// What `/health` shows about the loaded rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableInfo {
+    /// Short hex hash of the rule files' names and contents (a reload with the same hash is skipped).
+    pub hash: String,
+    /// Number of `.rules` files.
+    pub files: usize,
+    /// Number of rules (the `default` not counted).
+    pub rules: usize,
+}
+
+/// The compiled routing rules. Immutable; a reload builds a new one and swaps it in.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    pub(crate) rules: Vec<CompiledRule>,
+    /// The `default` route's targets; `None` when the rules have no `default`.
+    pub(crate) default: Option<Vec<Arc<str>>>,
+    pub(crate) atoms: Vec<Atom>,
+    pub(crate) slots: Vec<TextIndex>,
+    pub(crate) sets: Vec<ScoreSet>,
+    pub(crate) info: TableInfo,
+}
+
+impl RouteTable {
+    /// A table with no rules: every request follows the fallback chain.
+    pub fn empty() -> Self {
+        RouteTable {
+            default: Some(Vec::new()),
+            ..RouteTable::default()
+        }
+    }
+
+    /// Decide where a request goes.
+    pub fn decide(&self, req: &ChatRequest<'_>, headers: &HeaderMap) -> Decision {
+        let mut features = Features::new(self, req, headers);
+        match self.first_match(&mut features) {
+            Some(rule) => Decision {
+                layer: rule.layer,
+                rule: rule.name.clone(),
+                targets: rule.targets.clone(),
+            },
+            None => self.default_decision(),
+        }
+    }
+
+    pub(crate) fn first_match(&self, features: &mut Features<'_, '_>) -> Option<&CompiledRule> {
+        self.rules.iter().find(|r| features.run(&r.prog))
+    }
+
+    pub(crate) fn default_decision(&self) -> Decision {
+        match &self.default {
+            Some(targets) => Decision {
+                layer: Layer::Default,
+                rule: Arc::from("default"),
+                targets: targets.clone(),
+            },
+            None => Decision::no_match(),
+        }
+    }
+
+    /// Hash, file count and rule count, for `/health`.
+    pub fn info(&self) -> &TableInfo {
+        &self.info
+    }
+
+    /// Short hex hash of the rule files (see [`TableInfo::hash`]).
+    pub fn content_hash(&self) -> &str {
+        &self.info.hash
+    }
+
+    /// Number of `.rules` files the table was built from.
+    pub fn file_count(&self) -> usize {
+        self.info.files
+    }
+
+    /// Number of rules (the `default` not counted).
+    pub fn rule_count(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// The rules in evaluation order.
+    pub fn rules(&self) -> &[CompiledRule] {
+        &self.rules
+    }
+
+    /// The `default` route's targets, if the rules have one.
+    pub fn default_targets(&self) -> Option<&[Arc<str>]> {
+        self.default.as_deref()
+    }
+}

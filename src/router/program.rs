@@ -1,0 +1,308 @@
+//! The compiled form of rule conditions: atoms, per-field match indexes, and flat programs.
+//!
+//! Every literal a rule tests against a text field (`contains`, keywords) joins that field's
+//! single Aho-Corasick automaton; every regex joins the field's `RegexSet`; model and header
+//! equality become hash lookups. A rule's condition is a short vector of [`Instr`] whose
+//! leaves are [`Atom`]s, evaluated against the request's [`super::features::Features`], which
+//! scans each field at most once, and only when a rule first needs it.
+
+use std::collections::HashMap;
+
+use aho_corasick::AhoCorasick;
+use regex::RegexSet;
+
+use crate::rules::ast::CmpOp;
+
+/// A text field of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TextField {
+    /// The requested model, as sent (trimmed).
+    Model,
+    /// Every user message a person wrote, joined by newlines.
+    User,
+    /// The last user message a person wrote (client-internal context messages are skipped).
+    LastUser,
+    /// System and developer messages, joined by newlines.
+    System,
+    /// The classifier's answer. The classifier layer is a later issue: for now `label` is
+    /// always `""`, so `label == "X"` never matches (and nothing panics).
+    Label,
+    /// A request header by lowercase name; `""` when absent or not UTF-8.
+    Header(String),
+}
+
+impl TextField {
+    /// How the field is written in a rule.
+    pub fn display(&self) -> String {
+        match self {
+            TextField::Model => "model".into(),
+            TextField::User => "user".into(),
+            TextField::LastUser => "last_user".into(),
+            TextField::System => "system".into(),
+            TextField::Label => "label".into(),
+            TextField::Header(h) => format!("header({h:?})"),
+        }
+    }
+
+    /// Whether equality tests on this field are hash lookups (short, exact-match fields).
+    pub fn hashed(&self) -> bool {
+        matches!(self, TextField::Model | TextField::Header(_))
+    }
+}
+
+/// An integer a rule can compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IntSource {
+    /// Prompt size estimate: characters of all messages and tool definitions, divided by 4.
+    Tokens,
+    /// Number of messages.
+    Messages,
+    /// `max_completion_tokens` or `max_tokens`; 0 when absent.
+    MaxTokens,
+    /// Sum of the weights of a keyword set's distinct keywords found in a field.
+    Score(u32),
+}
+
+/// A boolean field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BoolField {
+    /// The request carries at least one tool definition.
+    Tools,
+    /// Some message has an image part.
+    Images,
+    /// The client asked for a stream.
+    Stream,
+}
+
+impl BoolField {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BoolField::Tools => "tools",
+            BoolField::Images => "images",
+            BoolField::Stream => "stream",
+        }
+    }
+}
+
+/// Index of a text field's slot in [`super::RouteTable`].
+pub type Slot = u16;
+
+/// The smallest unit of a condition, evaluated against a request's features.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Atom {
+    /// Literal `lit` of the slot's automaton occurs (as a whole word/phrase if `word`).
+    Lit {
+        slot: Slot,
+        lit: u32,
+        word: bool,
+    },
+    /// The trimmed, case-folded field starts with / ends with / equals the (lowercase) text.
+    Prefix {
+        slot: Slot,
+        text: Box<str>,
+    },
+    Suffix {
+        slot: Slot,
+        text: Box<str>,
+    },
+    Equals {
+        slot: Slot,
+        text: Box<str>,
+    },
+    /// The field's value is one of the interned values `ids` (hash lookup).
+    Class {
+        slot: Slot,
+        ids: Box<[u32]>,
+    },
+    /// Regex `idx` of the slot's `RegexSet` matches.
+    Regex {
+        slot: Slot,
+        idx: u32,
+    },
+    Int {
+        src: IntSource,
+        cmp: CmpOp,
+        value: u64,
+    },
+    IntIn {
+        src: IntSource,
+        values: Box<[u64]>,
+    },
+    Bool(BoolField),
+    Const(bool),
+}
+
+/// A condition over atoms (what the flat program is compiled from).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cond {
+    Atom(u32),
+    And(Vec<Cond>),
+    Or(Vec<Cond>),
+    Not(Box<Cond>),
+}
+
+/// One instruction of a rule's program. `acc` starts true (a rule without `when` matches).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Instr {
+    /// `acc = atom`
+    Atom(u32),
+    /// Skip to the instruction index when `acc` is false (short-circuit `and`).
+    JumpIfFalse(u32),
+    /// Skip when `acc` is true (short-circuit `or`).
+    JumpIfTrue(u32),
+    /// `acc = !acc`
+    Not,
+}
+
+/// Flatten a condition into a program with short-circuit jumps.
+pub fn flatten(cond: &Cond) -> Vec<Instr> {
+    fn emit(c: &Cond, out: &mut Vec<Instr>) {
+        match c {
+            Cond::Atom(a) => out.push(Instr::Atom(*a)),
+            Cond::Not(inner) => {
+                emit(inner, out);
+                out.push(Instr::Not);
+            }
+            Cond::And(parts) | Cond::Or(parts) => {
+                let is_and = matches!(c, Cond::And(_));
+                let mut patches = Vec::new();
+                for (i, p) in parts.iter().enumerate() {
+                    emit(p, out);
+                    if i + 1 < parts.len() {
+                        patches.push(out.len());
+                        out.push(if is_and {
+                            Instr::JumpIfFalse(0)
+                        } else {
+                            Instr::JumpIfTrue(0)
+                        });
+                    }
+                }
+                let end = out.len() as u32;
+                for at in patches {
+                    out[at] = match out[at] {
+                        Instr::JumpIfFalse(_) => Instr::JumpIfFalse(end),
+                        _ => Instr::JumpIfTrue(end),
+                    };
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    emit(cond, &mut out);
+    out
+}
+
+/// Everything compiled for one text field.
+#[derive(Debug)]
+pub struct TextIndex {
+    pub field: TextField,
+    /// All literals and keywords tested against this field, lowercase, one automaton.
+    pub ac: Option<AhoCorasick>,
+    pub lits: Vec<LitInfo>,
+    /// Whether any literal is used as a whole word (then boundaries are checked while scanning).
+    pub any_word: bool,
+    pub regexes: Option<RegexSet>,
+    /// Interned lowercase values for equality (model and header slots only).
+    pub classes: HashMap<Box<str>, u32>,
+}
+
+/// A literal of a slot's automaton.
+#[derive(Debug, Clone)]
+pub struct LitInfo {
+    pub text: Box<str>,
+    /// Some rule tests it as a whole word (keyword sets).
+    pub as_word: bool,
+    /// A word boundary is needed before / after it (its first / last char is a letter or digit
+    /// of a script that separates words with spaces).
+    pub bound_start: bool,
+    pub bound_end: bool,
+}
+
+/// A keyword set compiled for one field.
+#[derive(Debug, Clone)]
+pub struct ScoreSet {
+    /// `math` or `math, user`, as written in rules (for explain).
+    pub display: String,
+    pub slot: Slot,
+    /// Distinct keywords: literal index in the slot and weight.
+    pub entries: Vec<(u32, u64)>,
+}
+
+/// Whether `c` is part of a word for keyword boundaries: a letter or digit of a script that
+/// separates words with spaces. Han, kana, Hangul, Thai and similar scripts write words
+/// without spaces, so a keyword like `证明` must match inside text and needs no boundary.
+/// `_` is not a word character, so `\int` matches in `\int_0^1` and `\sum` in `\sum_{i}`.
+pub fn is_word_char(c: char) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_alphanumeric();
+    }
+    c.is_alphanumeric() && !is_unspaced_script(c)
+}
+
+fn is_unspaced_script(c: char) -> bool {
+    matches!(c as u32,
+        0x0E00..=0x0EFF     // Thai, Lao
+        | 0x1000..=0x109F   // Myanmar
+        | 0x1100..=0x11FF   // Hangul Jamo
+        | 0x1780..=0x17FF   // Khmer
+        | 0x2E80..=0x2FDF   // CJK radicals
+        | 0x3040..=0x30FF   // Hiragana, Katakana
+        | 0x3100..=0x31FF   // Bopomofo, Hangul compatibility Jamo, Katakana ext.
+        | 0x3400..=0x4DBF   // CJK ext. A
+        | 0x4E00..=0x9FFF   // CJK unified
+        | 0xA960..=0xA97F   // Hangul Jamo ext. A
+        | 0xAC00..=0xD7FF   // Hangul syllables
+        | 0xF900..=0xFAFF   // CJK compatibility
+        | 0xFF66..=0xFF9F   // half-width Katakana
+        | 0x20000..=0x3FFFF // CJK ext. B and later
+    )
+}
+
+/// Compare with an operator.
+pub fn compare(lhs: u64, cmp: CmpOp, rhs: u64) -> bool {
+    match cmp {
+        CmpOp::Eq => lhs == rhs,
+        CmpOp::Ne => lhs != rhs,
+        CmpOp::Lt => lhs < rhs,
+        CmpOp::Le => lhs <= rhs,
+        CmpOp::Gt => lhs > rhs,
+        CmpOp::Ge => lhs >= rhs,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn programs_short_circuit_like_the_condition() {
+        // a and (b or not c)
+        let c = Cond::And(vec![
+            Cond::Atom(0),
+            Cond::Or(vec![Cond::Atom(1), Cond::Not(Box::new(Cond::Atom(2)))]),
+        ]);
+        let prog = flatten(&c);
+        assert_eq!(
+            prog,
+            vec![
+                Instr::Atom(0),
+                Instr::JumpIfFalse(6),
+                Instr::Atom(1),
+                Instr::JumpIfTrue(6),
+                Instr::Atom(2),
+                Instr::Not,
+            ]
+        );
+    }
+
+    #[test]
+    fn cjk_needs_no_word_boundary_but_latin_and_cyrillic_do() {
+        assert!(is_word_char('a'));
+        assert!(is_word_char('ж'));
+        assert!(is_word_char('ü'));
+        assert!(!is_word_char('证'));
+        assert!(!is_word_char('こ'));
+        assert!(!is_word_char('\\'));
+        assert!(!is_word_char(' '));
+    }
+}

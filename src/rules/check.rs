@@ -1,0 +1,570 @@
+//! Semantic checks over parsed rule files: names, types, providers, duplicates, and rules that
+//! can never match or are shadowed. Every finding is a [`Diagnostic`]; nothing stops at the
+//! first error.
+
+use std::collections::HashMap;
+
+use super::ast::*;
+use super::diag::{codes, did_you_mean, Diagnostic, SourceMap};
+use super::fields::{resolve, IntOperand, Resolved};
+use super::lint::{self, N};
+use crate::router::Layer;
+
+/// The provider ids rules may route to.
+#[derive(Debug, Clone, Default)]
+pub struct Providers {
+    /// Every provider `config.yaml` defines.
+    pub defined: Vec<String>,
+    /// The defined providers that are loaded (have a key).
+    pub loaded: Vec<String>,
+}
+
+impl Providers {
+    pub fn from_config(cfg: &crate::config::Config) -> Self {
+        Providers {
+            defined: cfg.providers.iter().map(|p| p.id.clone()).collect(),
+            loaded: cfg.loaded_providers().map(|p| p.id.clone()).collect(),
+        }
+    }
+
+    /// Every id defined and loaded (for tests and benches).
+    pub fn all_loaded(ids: &[&str]) -> Self {
+        let ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+        Providers {
+            defined: ids.clone(),
+            loaded: ids,
+        }
+    }
+}
+
+/// The rules of all files, in evaluation order.
+pub struct Collected<'a> {
+    /// Keyword sets by name (the first definition of a name).
+    pub sets: HashMap<String, &'a KeywordSet>,
+    /// Rules in evaluation order: static, heuristic, classifier; file order; declaration order.
+    pub rules: Vec<(Layer, &'a Rule)>,
+    /// The first `default`.
+    pub default: Option<&'a DefaultRoute>,
+}
+
+/// Gather the files' items in evaluation order. Layers with unknown names are left out.
+pub fn collect(files: &[RulesFile]) -> Collected<'_> {
+    let mut sets = HashMap::new();
+    let mut default = None;
+    for f in files {
+        for item in &f.items {
+            match item {
+                Item::Keywords(k) => {
+                    sets.entry(k.name.name.clone()).or_insert(k);
+                }
+                Item::Default(d) => {
+                    default.get_or_insert(d);
+                }
+                Item::Layer(_) => {}
+            }
+        }
+    }
+    let mut rules = Vec::new();
+    for layer in Layer::RULE_LAYERS {
+        for f in files {
+            for item in &f.items {
+                if let Item::Layer(l) = item {
+                    if Layer::from_rule_layer_name(&l.name.name) == Some(layer) {
+                        rules.extend(l.rules.iter().map(|r| (layer, r)));
+                    }
+                }
+            }
+        }
+    }
+    Collected {
+        sets,
+        rules,
+        default,
+    }
+}
+
+/// Check parsed files against the providers. Diagnostics come sorted by file and position.
+pub fn check(files: &[RulesFile], providers: &Providers, sources: &SourceMap) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let col = collect(files);
+    let set_spans: HashMap<String, Span> = col
+        .sets
+        .iter()
+        .map(|(k, v)| (k.clone(), v.name.span))
+        .collect();
+    let mut set_totals: HashMap<String, u64> = HashMap::new();
+
+    // Keyword sets: duplicates, empty or repeated keywords.
+    let mut seen_sets: HashMap<&str, Span> = HashMap::new();
+    for f in files {
+        for item in &f.items {
+            let Item::Keywords(k) = item else { continue };
+            if let Some(first) = seen_sets.get(k.name.name.as_str()) {
+                out.push(
+                    Diagnostic::error(
+                        codes::DUPLICATE_KEYWORD_SET,
+                        format!("keyword set `{}` is defined twice", k.name.name),
+                        Some(k.name.span),
+                    )
+                    .with_help(format!(
+                        "the first definition is at {}",
+                        at(sources, *first)
+                    )),
+                );
+                continue;
+            }
+            seen_sets.insert(&k.name.name, k.name.span);
+            let mut words: HashMap<String, Span> = HashMap::new();
+            let mut total = 0u64;
+            for e in &k.entries {
+                let folded = e.text.trim().to_lowercase();
+                if folded.is_empty() {
+                    out.push(
+                        Diagnostic::error(codes::INVALID_LITERAL, "empty keyword", Some(e.span))
+                            .with_help("a keyword is a word or a phrase"),
+                    );
+                    continue;
+                }
+                if let Some(first) = words.get(&folded) {
+                    out.push(
+                        Diagnostic::warning(
+                            codes::UNUSED_KEYWORD,
+                            format!(
+                                "keyword {:?} is listed twice in set `{}`",
+                                e.text, k.name.name
+                            ),
+                            Some(e.span),
+                        )
+                        .with_help(format!(
+                            "keywords count once however often they occur; the first is at {}",
+                            at(sources, *first)
+                        )),
+                    );
+                    continue;
+                }
+                words.insert(folded, e.span);
+                total = total.saturating_add(e.weight);
+            }
+            set_totals.insert(k.name.name.clone(), total);
+        }
+    }
+
+    // Layers with unknown names.
+    for f in files {
+        for item in &f.items {
+            if let Item::Layer(l) = item {
+                if Layer::from_rule_layer_name(&l.name.name).is_none() {
+                    let d = Diagnostic::error(
+                        codes::UNKNOWN_LAYER,
+                        format!("unknown layer `{}`", l.name.name),
+                        Some(l.name.span),
+                    );
+                    let names = ["static", "heuristic", "classifier"];
+                    out.push(match did_you_mean(&l.name.name, names) {
+                        Some(h) => d.with_help(h),
+                        None => d.with_help("layers are `static`, `heuristic` and `classifier`, tried in that order"),
+                    });
+                    // Still check its rules, so every mistake shows in one run.
+                    for r in &l.rules {
+                        let mut used = Vec::new();
+                        if let Some(w) = &r.when {
+                            check_expr(w, &set_spans, &set_totals, &mut out, &mut used);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // Rules: names, conditions, targets.
+    let mut names: HashMap<&str, Span> = HashMap::new();
+    let mut used_sets: Vec<String> = Vec::new();
+    let mut lintable: Vec<Option<N>> = Vec::new();
+    let mut targets_seen: Vec<&Ident> = Vec::new();
+    for (_, r) in &col.rules {
+        if let Some(first) = names.get(r.name.name.as_str()) {
+            out.push(
+                Diagnostic::error(
+                    codes::DUPLICATE_RULE,
+                    format!("rule `{}` is defined twice", r.name.name),
+                    Some(r.name.span),
+                )
+                .with_help(format!(
+                    "rule names appear in X-ClawGate-Rule and in metrics, so they must be unique; the first is at {}",
+                    at(sources, *first)
+                )),
+            );
+        } else {
+            names.insert(&r.name.name, r.name.span);
+        }
+        let n = match &r.when {
+            None => Some(N::Always),
+            Some(w) => check_expr(w, &set_spans, &set_totals, &mut out, &mut used_sets),
+        };
+        lintable.push(n);
+        targets_seen.extend(r.route.iter());
+    }
+
+    // Defaults.
+    let mut defaults = files.iter().flat_map(|f| {
+        f.items.iter().filter_map(|i| match i {
+            Item::Default(d) => Some(d),
+            _ => None,
+        })
+    });
+    match defaults.next() {
+        None => out.push(
+            Diagnostic::warning(codes::MISSING_DEFAULT, "no `default` route", None).with_help(
+                "requests no rule matches go to the first loaded provider of fallback_chain (layer `fallback`, rule `no-match`); add `default route PROVIDER` to say so explicitly",
+            ),
+        ),
+        Some(first) => {
+            targets_seen.extend(first.route.iter());
+            for extra in defaults {
+                out.push(
+                    Diagnostic::error(
+                        codes::DUPLICATE_DEFAULT,
+                        "more than one `default` route",
+                        Some(extra.span),
+                    )
+                    .with_help(format!("the first is at {}", at(sources, first.span))),
+                );
+                targets_seen.extend(extra.route.iter());
+            }
+        }
+    }
+
+    // Targets: unknown providers are errors; defined-but-not-loaded ones a warning, once each.
+    let mut warned_unloaded: Vec<&str> = Vec::new();
+    for t in targets_seen {
+        if !providers.defined.iter().any(|p| *p == t.name) {
+            let d = Diagnostic::error(
+                codes::UNKNOWN_PROVIDER,
+                format!("unknown provider `{}`", t.name),
+                Some(t.span),
+            );
+            out.push(
+                match did_you_mean(&t.name, providers.defined.iter().map(String::as_str)) {
+                    Some(h) => d.with_help(h),
+                    None if providers.defined.is_empty() => {
+                        d.with_help("config.yaml defines no providers")
+                    }
+                    None => d.with_help(format!(
+                        "providers defined in config.yaml: {}",
+                        providers.defined.join(", ")
+                    )),
+                },
+            );
+        } else if !providers.loaded.iter().any(|p| *p == t.name)
+            && !warned_unloaded.contains(&t.name.as_str())
+        {
+            warned_unloaded.push(&t.name);
+            out.push(
+                Diagnostic::warning(
+                    codes::PROVIDER_NOT_LOADED,
+                    format!("provider `{}` is defined but not loaded", t.name),
+                    Some(t.span),
+                )
+                .with_label("requests will skip it")
+                .with_help("its api_key expands to empty; set the key (e.g. in .env) to use it"),
+            );
+        }
+    }
+
+    // Keyword sets no rule uses.
+    for f in files {
+        for item in &f.items {
+            if let Item::Keywords(k) = item {
+                if !used_sets.contains(&k.name.name)
+                    && seen_sets.get(k.name.name.as_str()) == Some(&k.name.span)
+                {
+                    out.push(
+                        Diagnostic::warning(
+                            codes::UNUSED_KEYWORD,
+                            format!("keyword set `{}` is never used", k.name.name),
+                            Some(k.name.span),
+                        )
+                        .with_help(format!("use it in a rule: `score({}) >= 1`", k.name.name)),
+                    );
+                }
+            }
+        }
+    }
+
+    // Rules that can never match, or never get the chance.
+    let rules: Vec<lint::LintRule<'_>> = col
+        .rules
+        .iter()
+        .zip(lintable)
+        .filter_map(|((_, r), n)| {
+            n.map(|n| lint::LintRule {
+                name: &r.name.name,
+                span: r.name.span,
+                when_span: r.when.as_ref().map(Expr::span).unwrap_or(r.name.span),
+                cond: n,
+            })
+        })
+        .collect();
+    out.extend(lint::lint(&rules, col.default, &set_totals, sources));
+
+    out.sort_by_key(|d| match d.span {
+        Some(s) => (0, s.file, s.start),
+        None => (1, 0, 0),
+    });
+    out
+}
+
+/// "file:line:col" of a span.
+pub fn at(sources: &SourceMap, span: Span) -> String {
+    match sources.get(span.file) {
+        Some(f) => format!("{}:{}:{}", f.path.display(), span.line, span.col),
+        None => format!("{}:{}", span.line, span.col),
+    }
+}
+
+/// Type-check a condition; `Some` lint form when it has no errors.
+fn check_expr(
+    e: &Expr,
+    sets: &HashMap<String, Span>,
+    totals: &HashMap<String, u64>,
+    out: &mut Vec<Diagnostic>,
+    used: &mut Vec<String>,
+) -> Option<N> {
+    match e {
+        Expr::Or(parts, _) | Expr::And(parts, _) => {
+            let lowered: Vec<Option<N>> = parts
+                .iter()
+                .map(|p| check_expr(p, sets, totals, out, used))
+                .collect();
+            let lowered: Option<Vec<N>> = lowered.into_iter().collect();
+            let lowered = lowered?;
+            Some(if matches!(e, Expr::Or(..)) {
+                N::Or(lowered)
+            } else {
+                N::And(lowered)
+            })
+        }
+        Expr::Not(inner, _) => {
+            check_expr(inner, sets, totals, out, used).map(|n| N::Not(Box::new(n)))
+        }
+        Expr::Test(t) => check_test(t, sets, out, used),
+    }
+}
+
+fn check_test(
+    t: &Test,
+    sets: &HashMap<String, Span>,
+    out: &mut Vec<Diagnostic>,
+    used: &mut Vec<String>,
+) -> Option<N> {
+    let resolved = match resolve(&t.operand, sets) {
+        Ok(r) => r,
+        Err(d) => {
+            out.push(d);
+            return None;
+        }
+    };
+    if let Resolved::Int(IntOperand::Score { set, .. }) = &resolved {
+        if !used.contains(set) {
+            used.push(set.clone());
+        }
+    }
+    let name = resolved.display();
+    let type_err = |msg: String, span: Span, help: String| {
+        Diagnostic::error(codes::TYPE, msg, Some(span)).with_help(help)
+    };
+    let Some((op, op_span)) = &t.op else {
+        return match resolved {
+            Resolved::Bool(b) => Some(N::Bool(b)),
+            Resolved::Text(_) => {
+                out.push(type_err(
+                    format!("`{name}` is text, not a condition"),
+                    t.span,
+                    format!("test it, e.g. `{name} contains \"...\"` or `{name} != \"\"`"),
+                ));
+                None
+            }
+            Resolved::Int(_) => {
+                out.push(type_err(
+                    format!("`{name}` is an integer, not a condition"),
+                    t.span,
+                    format!("compare it, e.g. `{name} >= 2`"),
+                ));
+                None
+            }
+        };
+    };
+    // Literals must have the operand's type.
+    let want = match &resolved {
+        Resolved::Text(_) => "text",
+        Resolved::Int(_) => "integer",
+        Resolved::Bool(_) => "boolean",
+    };
+    let check_lit = |lit: &Literal, out: &mut Vec<Diagnostic>| -> bool {
+        if lit.value.type_name() == want {
+            return true;
+        }
+        let example = match want {
+            "text" => "\"...\"",
+            "integer" => "100 or 30k",
+            _ => "true or false",
+        };
+        out.push(type_err(
+            format!(
+                "`{name}` is {}, but {} is {}",
+                resolved.type_name(),
+                lit.value,
+                match lit.value.type_name() {
+                    "integer" => "an integer",
+                    "boolean" => "a boolean",
+                    _ => "text",
+                }
+            ),
+            lit.span,
+            format!("compare `{name}` with {want} values like {example}"),
+        ));
+        false
+    };
+    match (&resolved, op) {
+        (Resolved::Text(_), Op::Cmp(c, _)) if !matches!(c, CmpOp::Eq | CmpOp::Ne) => {
+            out.push(type_err(
+                format!("`{}` does not apply to text", c.as_str()),
+                *op_span,
+                format!("text is compared with `==`, `!=`, `in`, `contains`, `starts_with`, `ends_with` or `matches`"),
+            ));
+            None
+        }
+        (Resolved::Bool(_), Op::Cmp(c, _)) if !matches!(c, CmpOp::Eq | CmpOp::Ne) => {
+            out.push(type_err(
+                format!("`{}` does not apply to a boolean", c.as_str()),
+                *op_span,
+                format!("use `{name}` or `not {name}`"),
+            ));
+            None
+        }
+        (Resolved::Int(_) | Resolved::Bool(_), Op::Text(o, _) | Op::TextAny(o, _)) => {
+            out.push(type_err(
+                format!(
+                    "`{}` needs text, but `{name}` is {}",
+                    o.as_str(),
+                    resolved.type_name()
+                ),
+                *op_span,
+                match resolved {
+                    Resolved::Int(_) => {
+                        format!("compare numbers with `==`, `<`, `>=`, ...: `{name} > 1000`")
+                    }
+                    _ => format!("use `{name}` or `not {name}`"),
+                },
+            ));
+            None
+        }
+        (Resolved::Int(_) | Resolved::Bool(_), Op::Matches(_)) => {
+            out.push(type_err(
+                format!(
+                    "`matches` needs text, but `{name}` is {}",
+                    resolved.type_name()
+                ),
+                *op_span,
+                "regexes apply to model, user, last_user, system, label and header(...)".into(),
+            ));
+            None
+        }
+        (Resolved::Bool(_), Op::In(_)) => {
+            out.push(type_err(
+                format!("`in` does not apply to a boolean"),
+                *op_span,
+                format!("use `{name}` or `not {name}`"),
+            ));
+            None
+        }
+        (_, Op::Cmp(c, lit)) => {
+            if !check_lit(lit, out) {
+                return None;
+            }
+            Some(lint::test_node(
+                &resolved,
+                Some(*c),
+                &[lit.value.clone()],
+                None,
+            ))
+        }
+        (_, Op::In(list)) => {
+            let mut ok = true;
+            for l in list {
+                ok &= check_lit(l, out);
+            }
+            if !ok {
+                return None;
+            }
+            let vals: Vec<Value> = list.iter().map(|l| l.value.clone()).collect();
+            Some(lint::test_node(&resolved, None, &vals, None))
+        }
+        (_, Op::Text(o, lit)) => {
+            if !check_lit(lit, out) {
+                return None;
+            }
+            Some(lint::text_node(&resolved, *o, &[lit.value.clone()]))
+        }
+        (_, Op::TextAny(o, list)) => {
+            let mut ok = true;
+            for l in list {
+                ok &= check_lit(l, out);
+            }
+            if !ok {
+                return None;
+            }
+            let vals: Vec<Value> = list.iter().map(|l| l.value.clone()).collect();
+            Some(lint::text_node(&resolved, *o, &vals))
+        }
+        (_, Op::Matches(re)) => match build_regex(re) {
+            Ok(_) => Some(lint::test_node(&resolved, None, &[], Some(re))),
+            Err(d) => {
+                out.push(d);
+                None
+            }
+        },
+    }
+}
+
+/// The regex source with its flags applied, as the engine compiles it.
+pub fn regex_source(re: &RegexLit) -> String {
+    if re.flags.is_empty() {
+        re.pattern.clone()
+    } else {
+        format!("(?{}){}", re.flags, re.pattern)
+    }
+}
+
+/// Compile a regex literal, or explain why it does not compile.
+pub fn build_regex(re: &RegexLit) -> Result<regex::Regex, Diagnostic> {
+    if let Some(bad) = re.flags.chars().find(|c| !"imsxU".contains(*c)) {
+        return Err(Diagnostic::error(
+            codes::INVALID_REGEX,
+            format!("unknown regex flag `{bad}`"),
+            Some(re.span),
+        )
+        .with_help("flags are i (case-insensitive), m (multi-line), s (dot matches newline), x (verbose), U (lazy)"));
+    }
+    regex::RegexBuilder::new(&regex_source(re))
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| {
+            let msg = match &e {
+                regex::Error::Syntax(s) => s
+                    .lines()
+                    .rev()
+                    .find(|l| l.starts_with("error:"))
+                    .map(|l| l.trim_start_matches("error:").trim().to_owned())
+                    .unwrap_or_else(|| s.clone()),
+                regex::Error::CompiledTooBig(_) => "the regex is too large".into(),
+                other => other.to_string(),
+            };
+            Diagnostic::error(
+                codes::INVALID_REGEX,
+                format!("invalid regex: {msg}"),
+                Some(re.span),
+            )
+            .with_help("the syntax is Rust's `regex` crate: https://docs.rs/regex/#syntax")
+        })
+}

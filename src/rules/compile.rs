@@ -1,0 +1,432 @@
+//! Checked rule files → an immutable [`RouteTable`].
+//!
+//! Literals are interned per text field and joined into one Aho-Corasick automaton per field;
+//! regexes into one `RegexSet` per field; model and header equality into hash maps of
+//! interned values. Each rule's condition becomes a flat program of atoms (see
+//! [`crate::router::program`]).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use regex::RegexSetBuilder;
+
+use super::ast::*;
+use super::check::{collect, regex_source};
+use super::explain::{XCond, XOperand};
+use super::fields::{resolve, IntOperand, Resolved};
+use crate::router::program::{
+    flatten, is_word_char, Atom, Cond, IntSource, LitInfo, ScoreSet, Slot, TextField, TextIndex,
+};
+use crate::router::{CompiledRule, RouteTable, TableInfo};
+
+/// Compile files that passed [`super::check::check`] without errors. Parts that would have
+/// been errors (unknown names) compile to conditions that never match rather than panicking.
+pub fn compile(files: &[RulesFile], info: TableInfo) -> RouteTable {
+    let col = collect(files);
+    let set_spans: HashMap<String, Span> = col
+        .sets
+        .iter()
+        .map(|(k, v)| (k.clone(), v.name.span))
+        .collect();
+    let mut b = Builder {
+        keyword_sets: col.sets.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        set_spans,
+        ..Builder::default()
+    };
+    let mut rules = Vec::with_capacity(col.rules.len());
+    for (layer, r) in &col.rules {
+        let (prog, explain) = match &r.when {
+            None => (Vec::new(), None),
+            Some(w) => {
+                let (cond, x) = b.expr(w);
+                (flatten(&cond), Some(x))
+            }
+        };
+        rules.push(CompiledRule {
+            layer: *layer,
+            name: Arc::from(r.name.name.as_str()),
+            targets: r.route.iter().map(|t| Arc::from(t.name.as_str())).collect(),
+            prog,
+            explain,
+        });
+    }
+    let default = col
+        .default
+        .map(|d| d.route.iter().map(|t| Arc::from(t.name.as_str())).collect());
+    let slots = b.slots.into_iter().map(SlotBuilder::finish).collect();
+    RouteTable {
+        info: TableInfo {
+            rules: rules.len(),
+            ..info
+        },
+        rules,
+        default,
+        atoms: b.atoms,
+        slots,
+        sets: b.sets,
+    }
+}
+
+#[derive(Default)]
+struct Builder<'a> {
+    keyword_sets: HashMap<String, &'a KeywordSet>,
+    set_spans: HashMap<String, Span>,
+    atoms: Vec<Atom>,
+    atom_ids: HashMap<Atom, u32>,
+    slots: Vec<SlotBuilder>,
+    slot_ids: HashMap<TextField, Slot>,
+    sets: Vec<ScoreSet>,
+    set_ids: HashMap<(String, bool), u32>,
+}
+
+#[derive(Default)]
+struct SlotBuilder {
+    field: Option<TextField>,
+    lits: Vec<LitInfo>,
+    lit_ids: HashMap<Box<str>, u32>,
+    regexes: Vec<String>,
+    regex_ids: HashMap<String, u32>,
+    classes: HashMap<Box<str>, u32>,
+}
+
+impl SlotBuilder {
+    fn lit(&mut self, text: &str, word: bool) -> u32 {
+        let folded: Box<str> = text.to_lowercase().into();
+        if let Some(&id) = self.lit_ids.get(&folded) {
+            if word {
+                self.lits[id as usize].as_word = true;
+            }
+            return id;
+        }
+        let id = self.lits.len() as u32;
+        self.lits.push(LitInfo {
+            bound_start: folded.chars().next().is_some_and(is_word_char),
+            bound_end: folded.chars().next_back().is_some_and(is_word_char),
+            text: folded.clone(),
+            as_word: word,
+        });
+        self.lit_ids.insert(folded, id);
+        id
+    }
+
+    fn class(&mut self, value: &str) -> u32 {
+        let key: Box<str> = value.trim().to_lowercase().into();
+        let next = self.classes.len() as u32;
+        *self.classes.entry(key).or_insert(next)
+    }
+
+    fn regex(&mut self, source: String) -> u32 {
+        if let Some(&id) = self.regex_ids.get(&source) {
+            return id;
+        }
+        let id = self.regexes.len() as u32;
+        self.regexes.push(source.clone());
+        self.regex_ids.insert(source, id);
+        id
+    }
+
+    fn finish(self) -> TextIndex {
+        let ac = if self.lits.is_empty() {
+            None
+        } else {
+            // Standard semantics (required for overlapping search): every occurrence of every
+            // literal is reported, so boundary checks see them all.
+            AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::Standard)
+                .build(self.lits.iter().map(|l| l.text.as_bytes()))
+                .ok()
+        };
+        let regexes = if self.regexes.is_empty() {
+            None
+        } else {
+            RegexSetBuilder::new(&self.regexes)
+                .size_limit(64 << 20)
+                .build()
+                .ok()
+        };
+        TextIndex {
+            any_word: self.lits.iter().any(|l| l.as_word),
+            field: self.field.unwrap_or(TextField::Label),
+            ac,
+            lits: self.lits,
+            regexes,
+            classes: self.classes,
+        }
+    }
+}
+
+impl Builder<'_> {
+    fn atom(&mut self, a: Atom) -> Cond {
+        if let Some(&id) = self.atom_ids.get(&a) {
+            return Cond::Atom(id);
+        }
+        let id = self.atoms.len() as u32;
+        self.atoms.push(a.clone());
+        self.atom_ids.insert(a, id);
+        Cond::Atom(id)
+    }
+
+    fn never(&mut self) -> Cond {
+        self.atom(Atom::Const(false))
+    }
+
+    fn slot(&mut self, field: &TextField) -> Slot {
+        if let Some(&s) = self.slot_ids.get(field) {
+            return s;
+        }
+        let s = self.slots.len() as Slot;
+        self.slots.push(SlotBuilder {
+            field: Some(field.clone()),
+            ..SlotBuilder::default()
+        });
+        self.slot_ids.insert(field.clone(), s);
+        s
+    }
+
+    fn score_set(&mut self, name: &str, all_users: bool) -> u32 {
+        let key = (name.to_owned(), all_users);
+        if let Some(&id) = self.set_ids.get(&key) {
+            return id;
+        }
+        let field = if all_users {
+            TextField::User
+        } else {
+            TextField::LastUser
+        };
+        let slot = self.slot(&field);
+        let mut entries: Vec<(u32, u64)> = Vec::new();
+        if let Some(set) = self.keyword_sets.get(name).copied() {
+            for k in &set.entries {
+                if k.text.trim().is_empty() {
+                    continue;
+                }
+                let lit = self.slots[slot as usize].lit(k.text.trim(), true);
+                if !entries.iter().any(|(l, _)| *l == lit) {
+                    entries.push((lit, k.weight));
+                }
+            }
+        }
+        let id = self.sets.len() as u32;
+        self.sets.push(ScoreSet {
+            display: if all_users {
+                format!("{name}, user")
+            } else {
+                name.to_owned()
+            },
+            slot,
+            entries,
+        });
+        self.set_ids.insert(key, id);
+        id
+    }
+
+    /// Lower a condition: the atom-level condition and its explain tree.
+    fn expr(&mut self, e: &Expr) -> (Cond, XCond) {
+        match e {
+            Expr::Or(parts, _) | Expr::And(parts, _) => {
+                let (conds, xs): (Vec<Cond>, Vec<XCond>) =
+                    parts.iter().map(|p| self.expr(p)).unzip();
+                if matches!(e, Expr::Or(..)) {
+                    (Cond::Or(conds), XCond::Or(xs))
+                } else {
+                    (Cond::And(conds), XCond::And(xs))
+                }
+            }
+            Expr::Not(inner, _) => {
+                let (c, x) = self.expr(inner);
+                (Cond::Not(Box::new(c)), XCond::Not(Box::new(x)))
+            }
+            Expr::Test(t) => {
+                let (cond, operand) = self.test(t);
+                let x = XCond::Test {
+                    cond: cond.clone(),
+                    operand,
+                    op: t.op.as_ref().map(|(o, _)| op_text(o)),
+                };
+                (cond, x)
+            }
+        }
+    }
+
+    fn test(&mut self, t: &Test) -> (Cond, XOperand) {
+        let resolved = match resolve(&t.operand, &self.set_spans) {
+            Ok(r) => r,
+            Err(_) => return (self.never(), XOperand::Unknown),
+        };
+        let operand = match &resolved {
+            Resolved::Text(f) => XOperand::Text(self.slot(f), f.display()),
+            Resolved::Int(i) => XOperand::Int(self.int_source(i), i.display()),
+            Resolved::Bool(b) => XOperand::Bool(*b),
+        };
+        let cond = match (&resolved, &t.op) {
+            (Resolved::Bool(b), None) => self.atom(Atom::Bool(*b)),
+            (Resolved::Bool(b), Some((Op::Cmp(c, lit), _))) => {
+                let want = matches!(lit.value, Value::Bool(true)) == (*c == CmpOp::Eq);
+                let a = self.atom(Atom::Bool(*b));
+                if want {
+                    a
+                } else {
+                    Cond::Not(Box::new(a))
+                }
+            }
+            (Resolved::Int(i), Some((op, _))) => {
+                let src = self.int_source(i);
+                match op {
+                    Op::Cmp(
+                        c,
+                        Literal {
+                            value: Value::Int(v),
+                            ..
+                        },
+                    ) => self.atom(Atom::Int {
+                        src,
+                        cmp: *c,
+                        value: *v,
+                    }),
+                    Op::In(list) => {
+                        let values: Vec<u64> = list
+                            .iter()
+                            .filter_map(|l| match l.value {
+                                Value::Int(n) => Some(n),
+                                _ => None,
+                            })
+                            .collect();
+                        self.atom(Atom::IntIn {
+                            src,
+                            values: values.into(),
+                        })
+                    }
+                    _ => self.never(),
+                }
+            }
+            (Resolved::Text(field), Some((op, _))) => self.text_test(field, op),
+            _ => self.never(),
+        };
+        (cond, operand)
+    }
+
+    fn int_source(&mut self, i: &IntOperand) -> IntSource {
+        match i {
+            IntOperand::Tokens => IntSource::Tokens,
+            IntOperand::Messages => IntSource::Messages,
+            IntOperand::MaxTokens => IntSource::MaxTokens,
+            IntOperand::Score { set, all_users } => {
+                IntSource::Score(self.score_set(set, *all_users))
+            }
+        }
+    }
+
+    fn text_test(&mut self, field: &TextField, op: &Op) -> Cond {
+        let slot = self.slot(field);
+        let strs = |lits: &[Literal]| -> Vec<String> {
+            lits.iter()
+                .filter_map(|l| match &l.value {
+                    Value::Str(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        match op {
+            Op::Cmp(c, lit) => {
+                let Value::Str(s) = &lit.value else {
+                    return self.never();
+                };
+                let eq = self.equals(slot, field, std::slice::from_ref(s));
+                match c {
+                    CmpOp::Eq => eq,
+                    CmpOp::Ne => Cond::Not(Box::new(eq)),
+                    _ => self.never(),
+                }
+            }
+            Op::In(list) => {
+                let values = strs(list);
+                self.equals(slot, field, &values)
+            }
+            Op::Text(o, lit) => {
+                let Value::Str(s) = &lit.value else {
+                    return self.never();
+                };
+                self.text_op(slot, *o, s)
+            }
+            Op::TextAny(o, list) => {
+                let parts: Vec<Cond> = strs(list)
+                    .iter()
+                    .map(|s| self.text_op(slot, *o, s))
+                    .collect();
+                Cond::Or(parts)
+            }
+            Op::Matches(re) => {
+                let idx = self.slots[slot as usize].regex(regex_source(re));
+                self.atom(Atom::Regex { slot, idx })
+            }
+        }
+    }
+
+    /// `field == v` for any `v` of `values`: a hash lookup on model and headers.
+    fn equals(&mut self, slot: Slot, field: &TextField, values: &[String]) -> Cond {
+        if field.hashed() {
+            let mut ids: Vec<u32> = values
+                .iter()
+                .map(|v| self.slots[slot as usize].class(v))
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            return self.atom(Atom::Class {
+                slot,
+                ids: ids.into(),
+            });
+        }
+        let parts: Vec<Cond> = values
+            .iter()
+            .map(|v| {
+                self.atom(Atom::Equals {
+                    slot,
+                    text: v.trim().to_lowercase().into(),
+                })
+            })
+            .collect();
+        if parts.len() == 1 {
+            parts.into_iter().next().unwrap_or(Cond::Or(vec![]))
+        } else {
+            Cond::Or(parts)
+        }
+    }
+
+    fn text_op(&mut self, slot: Slot, op: TextOp, s: &str) -> Cond {
+        if s.is_empty() {
+            return self.atom(Atom::Const(true));
+        }
+        let text: Box<str> = s.to_lowercase().into();
+        match op {
+            TextOp::Contains => {
+                let lit = self.slots[slot as usize].lit(s, false);
+                self.atom(Atom::Lit {
+                    slot,
+                    lit,
+                    word: false,
+                })
+            }
+            TextOp::StartsWith => self.atom(Atom::Prefix { slot, text }),
+            TextOp::EndsWith => self.atom(Atom::Suffix { slot, text }),
+        }
+    }
+}
+
+/// The operator and right-hand side as written, e.g. `>= 2` or `contains any ["a", "b"]`.
+pub fn op_text(op: &Op) -> String {
+    let list = |l: &[Literal]| {
+        l.iter()
+            .map(|v| v.value.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match op {
+        Op::Cmp(c, l) => format!("{} {}", c.as_str(), l.value),
+        Op::Text(o, l) => format!("{} {}", o.as_str(), l.value),
+        Op::TextAny(o, l) => format!("{} any [{}]", o.as_str(), list(l)),
+        Op::In(l) => format!("in [{}]", list(l)),
+        Op::Matches(r) => format!("matches /{}/{}", r.pattern, r.flags),
+    }
+}

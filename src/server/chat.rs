@@ -1,0 +1,310 @@
+//! `POST /v1/chat/completions`: validate, decide, dispatch, answer.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use http::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use http::{Response, StatusCode};
+
+use super::error::ApiError;
+use super::handoff::StreamHandoff;
+use super::state::AppState;
+use crate::providers::dispatch::{dispatch, Attempt, Outcome};
+use crate::request::ChatRequest;
+use crate::router::Decision;
+
+pub const PROVIDER: &str = "x-clawgate-provider";
+pub const LAYER: &str = "x-clawgate-layer";
+pub const RULE: &str = "x-clawgate-rule";
+pub const ATTEMPTS: &str = "x-clawgate-attempts";
+
+/// Read the body, refusing more than `limit` bytes.
+pub async fn read_body<S, B>(headers: &HeaderMap, body: S, limit: usize) -> Result<Bytes, ApiError>
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send,
+    B: Buf,
+{
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            "request_too_large",
+            format!(
+                "request body is larger than the {} byte limit (server.max_body_mb)",
+                limit
+            ),
+        )
+    };
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut buf = BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
+    let mut body = std::pin::pin!(body);
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk.map_err(|e| {
+            ApiError::invalid(
+                "invalid_body",
+                format!("could not read the request body: {e}"),
+            )
+        })?;
+        if buf.len() + chunk.remaining() > limit {
+            return Err(too_large());
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            buf.extend_from_slice(part);
+            let n = part.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// Check the client key when one is configured.
+pub fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let snapshot = state.snapshot.load();
+    let expected = snapshot.config.server.api_key.as_str();
+    if expected.is_empty() {
+        return Ok(());
+    }
+    let given = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    match given {
+        Some(key) if constant_time_eq(key.as_bytes(), expected.as_bytes()) => Ok(()),
+        Some(_) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "invalid_api_key",
+            "the API key sent to ClawGate is not valid (server.api_key)",
+        )),
+        None => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "missing_api_key",
+            "this ClawGate requires an API key: send Authorization: Bearer <key>",
+        )),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(ct) = headers.get(CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    if essence == "application/json" || essence.ends_with("+json") {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "invalid_request_error",
+        "unsupported_media_type",
+        format!("Content-Type must be application/json, got `{essence}`"),
+    ))
+}
+
+/// Handle one chat completion request.
+pub async fn handle(state: Arc<AppState>, headers: HeaderMap, body: Bytes) -> Response<Bytes> {
+    let started = Instant::now();
+    match complete(&state, &headers, &body, started).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            tracing::info!(
+                status = e.status.as_u16(),
+                code = e.code,
+                "request rejected: {}",
+                e.message
+            );
+            e.into_response()
+        }
+    }
+}
+
+async fn complete(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &Bytes,
+    started: Instant,
+) -> Result<Response<Bytes>, ApiError> {
+    check_content_type(headers)?;
+    let req = ChatRequest::parse(body)?;
+    let snapshot = state.snapshot.load_full();
+    let decision = match snapshot.providers.get(&req.model) {
+        Some(p) => Decision::direct(Arc::clone(&p.id)),
+        None => snapshot.routes.decide(&req, headers),
+    };
+    let chain = snapshot.providers.chain(&decision);
+    let outcome = dispatch(&chain, &req).await;
+    let layer = decision.layer.as_str();
+    let mut builder = Response::builder();
+    let (status, provider, attempts, response) = match outcome {
+        Outcome::Complete {
+            provider,
+            status,
+            content_type,
+            body,
+            attempts,
+        } => {
+            builder = builder.status(status).header(CONTENT_TYPE, content_type);
+            (status, provider, attempts, Body::Full(body))
+        }
+        Outcome::Rejected {
+            provider,
+            status,
+            content_type,
+            body,
+            attempts,
+        } => {
+            builder = builder.status(status).header(CONTENT_TYPE, content_type);
+            (status, provider, attempts, Body::Full(body))
+        }
+        Outcome::Stream {
+            provider,
+            status,
+            content_type,
+            body,
+            attempts,
+        } => {
+            builder = builder
+                .status(status)
+                .header(CONTENT_TYPE, content_type)
+                .header(http::header::CACHE_CONTROL, "no-cache")
+                .extension(StreamHandoff::new(body));
+            (status, provider, attempts, Body::Stream)
+        }
+        Outcome::Invalid { provider, error } => {
+            let mut e = ApiError::from(error);
+            e.message = format!("{} cannot take this request: {}", provider.id, e.message);
+            return Err(e);
+        }
+        Outcome::Failed { status, attempts } => {
+            return Err(all_failed(&snapshot, status, &attempts, &decision));
+        }
+    };
+    tracing::info!(
+        model = %req.model,
+        provider = %provider.id,
+        layer,
+        rule = %decision.rule,
+        status = status.as_u16(),
+        stream = req.stream,
+        ms = started.elapsed().as_millis() as u64,
+        fallbacks = attempts.len(),
+        "routed"
+    );
+    builder = builder
+        .header(PROVIDER, header_value(&provider.id))
+        .header(LAYER, HeaderValue::from_static(layer))
+        .header(RULE, header_value(&decision.rule));
+    if !attempts.is_empty() {
+        let mut tried: Vec<&str> = attempts.iter().map(|a| &*a.provider).collect();
+        tried.push(&provider.id);
+        builder = builder.header(ATTEMPTS, header_value(&tried.join(",")));
+    }
+    let body = match response {
+        Body::Full(b) => b,
+        Body::Stream => Bytes::new(),
+    };
+    builder.body(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "internal_error",
+            e.to_string(),
+        )
+    })
+}
+
+enum Body {
+    Full(Bytes),
+    Stream,
+}
+
+fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+fn all_failed(
+    snapshot: &super::state::Snapshot,
+    status: StatusCode,
+    attempts: &[Attempt],
+    decision: &Decision,
+) -> ApiError {
+    if attempts.is_empty() {
+        let hint = missing_keys_hint(snapshot);
+        let message = if decision.targets.is_empty() || snapshot.providers.is_empty() {
+            format!("no providers are loaded{hint}")
+        } else {
+            format!(
+                "none of the providers for this request are loaded ({}) and the fallback chain has none{hint}",
+                decision.targets.join(", ")
+            )
+        };
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "provider_error",
+            "no_providers",
+            message,
+        );
+    }
+    let lines: Vec<String> = attempts
+        .iter()
+        .map(|a| format!("{}: {}", a.provider, a.error))
+        .collect();
+    let code = if status == StatusCode::GATEWAY_TIMEOUT {
+        "upstream_timeout"
+    } else {
+        "all_providers_failed"
+    };
+    let mut e = ApiError::new(
+        status,
+        "provider_error",
+        code,
+        format!("All providers failed: {}", lines.join("; ")),
+    );
+    e.attempts = Some(lines);
+    e
+}
+
+/// "; set DEEPSEEK_API_KEY or GEMINI_API_KEY in .env" from the skipped providers' key variables.
+fn missing_keys_hint(snapshot: &super::state::Snapshot) -> String {
+    let mut vars: Vec<&str> = Vec::new();
+    for id in &snapshot.config.skipped {
+        if let Some(p) = snapshot.config.providers.iter().find(|p| &p.id == id) {
+            if let Some(var) = env_var_name(&p.api_key_source) {
+                if !vars.contains(&var) {
+                    vars.push(var);
+                }
+            }
+        }
+    }
+    if vars.is_empty() {
+        String::new()
+    } else {
+        format!("; set {} in .env or the environment", vars.join(" or "))
+    }
+}
+
+/// `DEEPSEEK_API_KEY` from `${DEEPSEEK_API_KEY}` or `${DEEPSEEK_API_KEY:-}`.
+pub fn env_var_name(source: &str) -> Option<&str> {
+    let inner = source.trim().strip_prefix("${")?.strip_suffix('}')?;
+    let name = inner.split([':', '-']).next()?;
+    (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .then_some(name)
+}

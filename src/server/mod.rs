@@ -1,0 +1,246 @@
+//! The HTTP surface: warp routes for the API, served by a hyper connection loop that adds
+//! what warp's own server does not offer (TCP_NODELAY, streamed bodies, bounded graceful
+//! shutdown, the peer address for loopback-only endpoints).
+
+pub mod chat;
+pub mod error;
+mod handoff;
+mod info;
+pub mod state;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tower_service::Service;
+use warp::Filter;
+
+use error::ApiError;
+use handoff::StreamHandoff;
+pub use state::{AppState, RulesStatus, Snapshot};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type ResponseBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// How long a client may take to send its request body.
+const BODY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The remote address of a connection, available to filters as a request extension.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// All routes.
+pub fn routes(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = Infallible> + Clone + Send + Sync + 'static
+{
+    let with_state = {
+        let state = Arc::clone(&state);
+        warp::any().map(move || Arc::clone(&state))
+    };
+
+    let chat_path = warp::path!("v1" / "chat" / "completions")
+        .or(warp::path!("chat" / "completions"))
+        .unify();
+    let chat = chat_path
+        .and(warp::post())
+        .and(with_state.clone())
+        .and(warp::header::headers_cloned())
+        .and(warp::body::stream())
+        .then(
+            |state: Arc<AppState>, headers: http::HeaderMap, body| async move {
+                if let Err(e) = chat::authorize(&state, &headers) {
+                    return e.into_response();
+                }
+                let limit = state.snapshot.load().config.server.max_body_bytes();
+                let read =
+                    tokio::time::timeout(BODY_TIMEOUT, chat::read_body(&headers, body, limit));
+                match read.await {
+                    Ok(Ok(body)) => chat::handle(state, headers, body).await,
+                    Ok(Err(e)) => e.into_response(),
+                    Err(_) => ApiError::new(
+                        http::StatusCode::REQUEST_TIMEOUT,
+                        "invalid_request_error",
+                        "request_timeout",
+                        format!(
+                            "the request body did not arrive within {}s",
+                            BODY_TIMEOUT.as_secs()
+                        ),
+                    )
+                    .into_response(),
+                }
+            },
+        )
+        .map(warp::reply::Reply::into_response);
+
+    let models_path = warp::path!("v1" / "models")
+        .or(warp::path!("models"))
+        .unify();
+    let models = models_path
+        .and(warp::get())
+        .and(with_state.clone())
+        .and(warp::header::headers_cloned())
+        .map(|state: Arc<AppState>, headers: http::HeaderMap| {
+            match chat::authorize(&state, &headers) {
+                Ok(()) => info::models(&state),
+                Err(e) => warp::reply::Reply::into_response(e.into_response()),
+            }
+        });
+
+    let health = warp::path!("health")
+        .and(warp::get())
+        .and(with_state)
+        .map(|state: Arc<AppState>| info::health(&state));
+
+    chat.or(models)
+        .unify()
+        .or(health)
+        .unify()
+        .recover(|rejection: warp::Rejection| async move {
+            Ok::<_, Infallible>(rejection_response(&rejection))
+        })
+        .unify()
+}
+
+fn rejection_response(rejection: &warp::Rejection) -> warp::reply::Response {
+    use warp::Reply;
+    let e = if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        ApiError::new(
+            http::StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request_error",
+            "method_not_allowed",
+            "method not allowed for this path (chat completions take POST; /v1/models and /health take GET)",
+        )
+    } else if rejection.is_not_found() {
+        ApiError::not_found("this path")
+    } else {
+        ApiError::invalid("bad_request", format!("{rejection:?}"))
+    };
+    e.into_response().into_response()
+}
+
+/// A running server.
+pub struct ServerHandle {
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ServerHandle {
+    /// Stop accepting, let in-flight requests finish (up to the grace period), and wait.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+/// Serve on `listener` in a background task until [`ServerHandle::shutdown`].
+pub fn spawn(
+    state: Arc<AppState>,
+    listener: TcpListener,
+    grace: Duration,
+) -> std::io::Result<ServerHandle> {
+    let addr = listener.local_addr()?;
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(serve(state, listener, grace, async move {
+        let _ = rx.await;
+    }));
+    Ok(ServerHandle {
+        addr,
+        shutdown: Some(tx),
+        task,
+    })
+}
+
+/// Serve on `listener` until `signal` completes, then drain for at most `grace`.
+pub async fn serve(
+    state: Arc<AppState>,
+    listener: TcpListener,
+    grace: Duration,
+    signal: impl Future<Output = ()>,
+) {
+    let filter = routes(state);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut signal = std::pin::pin!(signal);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little rather than spin.
+                    tracing::error!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut signal => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let warp_service = warp::service(filter.clone());
+        let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
+            req.extensions_mut().insert(PeerAddr(peer));
+            let mut warp_service = warp_service.clone();
+            async move {
+                let Ok(resp) = warp_service.call(req).await;
+                Ok::<_, Infallible>(into_streaming(resp))
+            }
+        });
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(30))
+            .keep_alive(true);
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("connection from {peer} ended: {e}");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!(
+        grace_s = grace.as_secs_f64(),
+        "shutting down: waiting for in-flight requests"
+    );
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("grace period over; closing the remaining connections");
+    }
+}
+
+/// Swap in a handed-off stream as the body, or box warp's body as it is.
+fn into_streaming(resp: warp::reply::Response) -> http::Response<ResponseBody> {
+    let (mut parts, body) = resp.into_parts();
+    if let Some(stream) = parts
+        .extensions
+        .remove::<StreamHandoff>()
+        .and_then(|h| h.take())
+    {
+        let frames = stream
+            .map_ok(Frame::data)
+            .map_err(|e| Box::new(e) as BoxError);
+        return http::Response::from_parts(parts, StreamBody::new(frames).boxed_unsync());
+    }
+    http::Response::from_parts(
+        parts,
+        body.map_err(|e| Box::new(e) as BoxError).boxed_unsync(),
+    )
+}

@@ -1,0 +1,279 @@
+//! The `clawgate` binary as an operator runs it: start-up, `.env`, config errors, signals.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{chat_body, Behavior, MockUpstream};
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// A `clawgate` process and the lines it has logged.
+struct Running {
+    child: Child,
+    url: String,
+    log: mpsc::Receiver<String>,
+    /// What it logged before it was listening.
+    startup: Vec<String>,
+}
+
+/// Start the binary in `cwd` with only the given environment; wait until it listens.
+fn start(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Running {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_clawgate"));
+    cmd.current_dir(cwd)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("clawgate starts");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    loop {
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) => {
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let addr = rest.split_whitespace().next().unwrap().to_owned();
+                    return Running {
+                        child,
+                        url: format!("http://{addr}"),
+                        log: rx,
+                        startup: seen,
+                    };
+                }
+                seen.push(line);
+            }
+            Err(_) => {
+                let _ = child.kill();
+                panic!("clawgate did not start; it said:\n{}", seen.join("\n"));
+            }
+        }
+    }
+}
+
+impl Running {
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("clawgate did not exit within {within:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn logged(&self) -> Vec<String> {
+        self.startup
+            .iter()
+            .cloned()
+            .chain(self.log.try_iter())
+            .collect()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn stock_config_starts_with_an_empty_environment_and_serves_health_and_models() {
+    let cwd = tempfile::tempdir().unwrap();
+    let config = repo("config.yaml");
+    let rules = repo("rules");
+    let mut gate = start(
+        cwd.path(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--rules",
+            rules.to_str().unwrap(),
+            "--port",
+            "0",
+        ],
+        &[],
+    );
+    let client = reqwest::Client::new();
+    let health: Value = client
+        .get(format!("{}/health", gate.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "no_providers");
+    assert_eq!(health["skipped_providers"].as_array().unwrap().len(), 5);
+    let models: Value = client
+        .get(format!("{}/v1/models", gate.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(models["data"].as_array().unwrap().len(), 1);
+    assert_eq!(models["data"][0]["id"], "auto");
+    let resp = client
+        .post(format!("{}/v1/chat/completions", gate.url))
+        .json(&chat_body("auto", "hi", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("DEEPSEEK_API_KEY"),
+        "{body}"
+    );
+    let log = gate.logged().join("\n");
+    assert!(
+        log.contains("provider deepseek-chat skipped: DEEPSEEK_API_KEY is not set"),
+        "{log}"
+    );
+    gate.signal("-TERM");
+    assert!(gate.wait_exit(Duration::from_secs(10)).success());
+}
+
+#[tokio::test]
+async fn dotenv_supplies_keys_and_the_real_environment_wins_over_it() {
+    let mock = MockUpstream::start("deepseek").await;
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::write(
+        cwd.path().join(".env"),
+        "DEEPSEEK_API_KEY=sk-from-dotenv\nDEEPSEEK_BASE_URL=http://127.0.0.1:9/v1\n",
+    )
+    .unwrap();
+    std::fs::copy(repo("config.yaml"), cwd.path().join("config.yaml")).unwrap();
+    let empty_rules = tempfile::tempdir().unwrap();
+    let base = mock.base_url();
+    let gate = start(
+        cwd.path(),
+        &["--rules", empty_rules.path().to_str().unwrap()],
+        &[("DEEPSEEK_BASE_URL", base.as_str()), ("CLAWGATE_PORT", "0")],
+    );
+    let client = reqwest::Client::new();
+    let resp = client
+        .post(format!("{}/v1/chat/completions", gate.url))
+        .json(&chat_body("deepseek-chat", "hi", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let got = mock.received();
+    assert_eq!(got[0].headers["authorization"], "Bearer sk-from-dotenv");
+    assert_eq!(got[0].json()["model"], "deepseek-chat");
+    assert_eq!(got[0].json()["max_tokens"], 8000);
+}
+
+#[test]
+fn a_config_error_stops_startup_naming_file_line_and_key() {
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::write(
+        cwd.path().join("config.yaml"),
+        "server:\n  port: 0\nproviders:\n  a:\n    backend: carrier-pigeon\n    base_url: http://127.0.0.1:1\n    api_key: k\n    model: m\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_clawgate"))
+        .current_dir(cwd.path())
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("config.yaml:5: providers.a.backend: unknown backend `carrier-pigeon`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_missing_config_file_is_reported_clearly() {
+    let cwd = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_clawgate"))
+        .current_dir(cwd.path())
+        .args(["--config", "nope.yaml"])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope.yaml"));
+}
+
+#[tokio::test]
+async fn sigterm_lets_in_flight_requests_finish_and_exits_cleanly() {
+    let mock = MockUpstream::start("slow").await;
+    mock.set_default(Behavior::Delay(
+        Duration::from_millis(800),
+        "finished anyway".into(),
+    ));
+    let cwd = tempfile::tempdir().unwrap();
+    let config = format!(
+        "server:\n  port: 0\n  shutdown_grace_s: 5\nproviders:\n  slow:\n    base_url: {}\n    api_key: k\n    model: m\nfallback_chain: [slow]\n",
+        mock.base_url()
+    );
+    std::fs::write(cwd.path().join("config.yaml"), config).unwrap();
+    let empty_rules = tempfile::tempdir().unwrap();
+    let mut gate = start(
+        cwd.path(),
+        &["--rules", empty_rules.path().to_str().unwrap()],
+        &[],
+    );
+    let url = format!("{}/v1/chat/completions", gate.url);
+    let in_flight = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(url)
+            .json(&chat_body("auto", "hi", false))
+            .send()
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gate.signal("-TERM");
+    let resp = in_flight.await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], "finished anyway");
+    assert!(gate.wait_exit(Duration::from_secs(10)).success());
+    // No longer accepting.
+    assert!(reqwest::Client::new()
+        .get(format!("{}/health", gate.url))
+        .send()
+        .await
+        .is_err());
+}
