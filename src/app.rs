@@ -1,49 +1,180 @@
 //! Assembling a running ClawGate from a config file and a rules directory; shared by the
-//! binary and the tests so both start the same way.
+//! binary, the reloader and the tests so all of them start the same way.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::providers::ProviderSet;
 use crate::router::RouteTable;
-use crate::server::{AppState, RulesStatus, Snapshot};
+use crate::rules;
+use crate::server::{AppState, ConfigStatus, RulesStatus, Snapshot};
 
 /// Start-up failed: what and why, ready to print.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] ConfigError),
     #[error(transparent)]
     Provider(#[from] crate::providers::ProviderError),
-    #[error("{0}")]
-    Rules(String),
+    #[error("rules in {dir}: {message}")]
+    Rules { dir: String, message: String },
+}
+
+/// Where `${VAR}` values come from: the process environment, and `.env` for the variables
+/// that came from it (re-read on every reload, so editing `.env` takes effect too).
+#[derive(Debug, Clone, Default)]
+pub struct EnvSource {
+    dotenv: Option<PathBuf>,
+    from_dotenv: HashSet<String>,
+}
+
+impl EnvSource {
+    /// Load `path` (usually `./.env`) into the process environment without overriding
+    /// variables that are already set, and remember which ones it supplied.
+    pub fn load_dotenv(path: &Path) -> Result<EnvSource, String> {
+        let iter = match dotenvy::from_path_iter(path) {
+            Ok(iter) => iter,
+            Err(e) if e.not_found() => return Ok(EnvSource::default()),
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        let mut from_dotenv = HashSet::new();
+        for item in iter {
+            let (key, value) = item.map_err(|e| format!("{}: {e}", path.display()))?;
+            if std::env::var_os(&key).is_none() {
+                // Called at start-up, before any other thread reads the environment.
+                std::env::set_var(&key, &value);
+                from_dotenv.insert(key);
+            }
+        }
+        Ok(EnvSource {
+            dotenv: Some(path.to_owned()),
+            from_dotenv,
+        })
+    }
+
+    /// The current value of a variable.
+    pub fn lookup(&self, name: &str) -> Option<String> {
+        if self.from_dotenv.contains(name) {
+            if let Some(path) = &self.dotenv {
+                if let Ok(iter) = dotenvy::from_path_iter(path) {
+                    return iter
+                        .filter_map(Result::ok)
+                        .find(|(k, _)| k == name)
+                        .map(|(_, v)| v);
+                }
+            }
+        }
+        std::env::var(name).ok()
+    }
+}
+
+/// Command-line settings that win over the config file, on start-up and on every reload.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub db: Option<String>,
+}
+
+impl Overrides {
+    pub fn apply(&self, config: &mut Config) {
+        if let Some(host) = &self.host {
+            config.server.host = host.clone();
+        }
+        if let Some(port) = self.port {
+            config.server.port = port;
+        }
+        if let Some(db) = &self.db {
+            config.metrics.db_path = db.clone();
+        }
+    }
+}
+
+/// Read and validate the config file with `env`, then apply `overrides`.
+pub fn load_config(
+    path: &Path,
+    env: &EnvSource,
+    overrides: &Overrides,
+) -> Result<(Config, u64), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_owned(),
+        line: None,
+        key: "(file)".into(),
+        message: format!("cannot read config file: {e}"),
+    })?;
+    let mut config = Config::from_str(&text, path, &|name| env.lookup(name))?;
+    overrides.apply(&mut config);
+    Ok((config, hash_bytes(text.as_bytes())))
 }
 
 /// Build the shared state: providers from `config`, rules from `rules_dir`.
 pub fn build_state(config: Config, rules_dir: &Path) -> Result<Arc<AppState>, StartError> {
     let providers = ProviderSet::build(&config, None)?;
-    let (routes, rules) = load_rules(rules_dir, &config)?;
+    let (table, rules_status) = load_rules(rules_dir, &config)?;
+    let now = SystemTime::now();
+    let config_status = ConfigStatus {
+        path: config.path.clone(),
+        generation: 1,
+        loaded_at: now,
+        attempted_hash: std::fs::read(&config.path)
+            .map(|t| hash_bytes(&t))
+            .unwrap_or(0),
+        last_error: None,
+    };
     Ok(AppState::new(Snapshot {
         config: Arc::new(config),
         providers: Arc::new(providers),
-        routes: Arc::new(routes),
-        rules,
+        routes: Arc::new(table),
+        rules: rules_status,
+        config_status,
     }))
 }
 
-fn load_rules(dir: &Path, _config: &Config) -> Result<(RouteTable, RulesStatus), StartError> {
+fn load_rules(dir: &Path, config: &Config) -> Result<(RouteTable, RulesStatus), StartError> {
+    let err = |message: String| StartError::Rules {
+        dir: dir.display().to_string(),
+        message,
+    };
+    let loaded = rules::load_dir(dir, config).map_err(|e| err(e.to_string()))?;
+    log_warnings(&loaded.warnings);
+    let info = loaded.table.info().clone();
     let status = RulesStatus {
         dir: PathBuf::from(dir),
         generation: 1,
         loaded_at: SystemTime::now(),
-        files: 0,
-        rules: 0,
-        hash: String::new(),
+        files: info.files,
+        rules: loaded.table.rule_count(),
+        hash: info.hash.clone(),
+        attempted_hash: info.hash,
         last_error: None,
     };
-    Ok((RouteTable::empty(), status))
+    Ok((loaded.table, status))
+}
+
+/// One log line per rules warning (`clawgate check` shows them in full).
+pub fn log_warnings(report: &rules::Report) {
+    for d in report.diagnostics_json() {
+        let at = match (d["file"].as_str(), d["line"].as_u64(), d["column"].as_u64()) {
+            (Some(f), Some(l), Some(c)) => format!("{f}:{l}:{c}: "),
+            _ => String::new(),
+        };
+        let code = d["code"].as_str().unwrap_or("");
+        let message = d["message"].as_str().unwrap_or("");
+        tracing::warn!("{at}warning[{code}]: {message}");
+    }
+}
+
+/// FNV-1a, for "did this file change" checks.
+pub fn hash_bytes(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
 
 /// Log what the config loaded, skipped and warned about.

@@ -8,6 +8,7 @@ pub mod app;
 pub mod config;
 pub mod metrics;
 pub mod providers;
+pub mod reload;
 pub mod request;
 pub mod router;
 pub mod rules;

@@ -1,14 +1,18 @@
-//! The `clawgate` command: `serve` (the default), `check`, `route --explain`.
+//! The `clawgate` command: `serve` (the default), `check`, `route --explain`, `import-config`.
 
+use std::io::Read;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use clawgate::config::Config;
+use clawgate::app::{EnvSource, Overrides};
+use clawgate::reload::Reloader;
+use clawgate::rules::cmd::{self, Format};
 
 #[derive(Parser)]
 #[command(
@@ -27,26 +31,46 @@ struct Cli {
 enum Command {
     /// Run the router (the default).
     Serve(ServeArgs),
+    /// Check the rules (and run rules/tests/*.yaml) without starting a server.
+    Check {
+        #[command(flatten)]
+        files: Files,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Show where a request would be routed, and why. No network.
+    Route {
+        /// Print the trace of every rule before the winner (always on; kept for clarity).
+        #[arg(long)]
+        explain: bool,
+        #[command(flatten)]
+        files: Files,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// A chat-completion request body (or `-` for standard input).
+        request: PathBuf,
+    },
+    /// Convert an original ClawGate config's routing sections into a .rules file (stdout).
+    ImportConfig {
+        /// The original config.yaml.
+        old_config: PathBuf,
+    },
+}
+
+#[derive(Args, Clone)]
+struct Files {
+    /// The config file.
+    #[arg(long, env = "CLAWGATE_CONFIG", default_value = "config.yaml")]
+    config: PathBuf,
+    /// The rules directory.
+    #[arg(long, env = "CLAWGATE_RULES_DIR", default_value = "rules")]
+    rules: PathBuf,
 }
 
 #[derive(Args, Clone)]
 struct ServeArgs {
-    /// The config file.
-    #[arg(
-        long,
-        env = "CLAWGATE_CONFIG",
-        default_value = "config.yaml",
-        global = true
-    )]
-    config: PathBuf,
-    /// The rules directory.
-    #[arg(
-        long,
-        env = "CLAWGATE_RULES_DIR",
-        default_value = "rules",
-        global = true
-    )]
-    rules: PathBuf,
+    #[command(flatten)]
+    files: Files,
     /// Address to listen on (overrides server.host).
     #[arg(long, env = "CLAWGATE_HOST")]
     host: Option<String>,
@@ -59,38 +83,65 @@ struct ServeArgs {
 }
 
 fn main() -> ExitCode {
-    // .env first; real environment variables win over it.
-    let dotenv = dotenvy::dotenv();
-    let cli = Cli::parse();
-    if let Err(e) = &dotenv {
-        if !e.not_found() {
-            eprintln!("error: .env: {e}");
+    // .env first (real environment variables win over it), so clap sees CLAWGATE_* from it.
+    let env = match EnvSource::load_dotenv(Path::new(".env")) {
+        Ok(env) => env,
+        Err(e) => {
+            eprintln!("error: {e}");
             return ExitCode::from(2);
         }
-    }
-    match cli.command {
-        Some(Command::Serve(args)) => serve(args),
-        None => serve(cli.serve),
-    }
+    };
+    let cli = Cli::parse();
+    let code = match cli.command {
+        None => return serve(cli.serve, env),
+        Some(Command::Serve(args)) => return serve(args, env),
+        Some(Command::Check { files, format }) => {
+            cmd::check_cmd(&files.config, &files.rules, format, &mut std::io::stdout())
+        }
+        Some(Command::Route {
+            explain: _,
+            files,
+            format,
+            request,
+        }) => {
+            let mut body = Vec::new();
+            let read = if request.as_os_str() == "-" {
+                std::io::stdin().read_to_end(&mut body).map(|_| ())
+            } else {
+                std::fs::read(&request).map(|b| body = b)
+            };
+            if let Err(e) = read {
+                eprintln!("error: cannot read {}: {e}", request.display());
+                return ExitCode::from(2);
+            }
+            cmd::route_explain_cmd(
+                &files.config,
+                &files.rules,
+                format,
+                &body,
+                &mut std::io::stdout(),
+            )
+        }
+        Some(Command::ImportConfig { old_config }) => {
+            cmd::import_config_cmd(&old_config, &mut std::io::stdout())
+        }
+    };
+    ExitCode::from(code.clamp(0, 255) as u8)
 }
 
-fn serve(args: ServeArgs) -> ExitCode {
-    let mut config = match Config::load(&args.config) {
+fn serve(args: ServeArgs, env: EnvSource) -> ExitCode {
+    let overrides = Overrides {
+        host: args.host,
+        port: args.port,
+        db: args.db.map(|d| d.display().to_string()),
+    };
+    let (config, _) = match clawgate::app::load_config(&args.files.config, &env, &overrides) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
-    if let Some(host) = args.host {
-        config.server.host = host;
-    }
-    if let Some(port) = args.port {
-        config.server.port = port;
-    }
-    if let Some(db) = args.db {
-        config.metrics.db_path = db.display().to_string();
-    }
     init_logging(&config.server.log_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -106,13 +157,23 @@ fn serve(args: ServeArgs) -> ExitCode {
         clawgate::app::log_config(&config);
         let addr = format!("{}:{}", config.server.host, config.server.port);
         let grace = Duration::from_secs_f64(config.server.shutdown_grace_s.max(0.0));
-        let state = match clawgate::app::build_state(config, &args.rules) {
+        let rules_dir = args.files.rules.clone();
+        let state = match clawgate::app::build_state(config, &rules_dir) {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::from(2);
             }
         };
+        let reloader = Reloader::new(&state, args.files.config.clone(), rules_dir, env, overrides);
+        let _watch = match reloader.watch() {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!("cannot watch for changes ({e}); reload with SIGHUP or POST /admin/reload");
+                None
+            }
+        };
+        spawn_sighup(Arc::clone(&reloader));
         let listener = match bind(&addr).await {
             Ok(l) => l,
             Err(msg) => {
@@ -121,8 +182,14 @@ fn serve(args: ServeArgs) -> ExitCode {
             }
         };
         let local = listener.local_addr().map(|a| a.to_string()).unwrap_or(addr);
-        let loaded = state.snapshot.load().providers.len();
-        tracing::info!("ClawGate {} listening on http://{local} ({loaded} providers loaded)", env!("CARGO_PKG_VERSION"));
+        let (loaded, rules) = {
+            let s = state.snapshot.load();
+            (s.providers.len(), s.rules.rules)
+        };
+        tracing::info!(
+            "ClawGate {} listening on http://{local} ({loaded} providers loaded, {rules} rules)",
+            env!("CARGO_PKG_VERSION")
+        );
         if loaded == 0 {
             tracing::warn!("no providers are loaded: set DEEPSEEK_API_KEY, GEMINI_API_KEY or OPENROUTER_API_KEY in .env; requests get 503 until then");
         }
@@ -130,6 +197,23 @@ fn serve(args: ServeArgs) -> ExitCode {
         tracing::info!("stopped");
         ExitCode::SUCCESS
     })
+}
+
+/// SIGHUP forces a reload of config and rules.
+fn spawn_sighup(reloader: Arc<Reloader>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP received: reloading");
+            reloader.reload(true).await;
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = reloader;
 }
 
 async fn bind(addr: &str) -> Result<tokio::net::TcpListener, String> {

@@ -277,3 +277,58 @@ async fn sigterm_lets_in_flight_requests_finish_and_exits_cleanly() {
         .await
         .is_err());
 }
+
+#[tokio::test]
+async fn sighup_forces_a_reload_of_rules_and_config() {
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::write(
+        cwd.path().join("config.yaml"),
+        "server:\n  port: 0\nproviders:\n  local:\n    base_url: http://127.0.0.1:9/v1\n    api_key: none\n    model: m\nfallback_chain: [local]\n",
+    )
+    .unwrap();
+    std::fs::create_dir(cwd.path().join("rules")).unwrap();
+    std::fs::write(
+        cwd.path().join("rules/90-default.rules"),
+        "default route local\n",
+    )
+    .unwrap();
+    let gate = start(cwd.path(), &[], &[]);
+    let client = reqwest::Client::new();
+    let generation = |h: &Value| {
+        (
+            h["rules"]["generation"].as_u64().unwrap(),
+            h["config"]["generation"].as_u64().unwrap(),
+        )
+    };
+    let before: Value = client
+        .get(format!("{}/health", gate.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    gate.signal("-HUP");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let now: Value = client
+            .get(format!("{}/health", gate.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let (r0, c0) = generation(&before);
+        let (r1, c1) = generation(&now);
+        if r1 > r0 && c1 > c0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "SIGHUP did not reload: {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(gate.logged().join("\n").contains("SIGHUP received"));
+}

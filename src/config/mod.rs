@@ -154,6 +154,9 @@ pub struct ServerConfig {
     pub api_key: String,
     /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
     pub shutdown_grace_s: f64,
+    /// When non-empty, `POST /admin/reload` requires `Authorization: Bearer <admin_key>`
+    /// (and is then allowed from any address); when empty, it is allowed from loopback only.
+    pub admin_key: String,
     #[serde(flatten)]
     unknown: BTreeMap<String, serde_yaml_ng::Value>,
 }
@@ -167,6 +170,7 @@ impl Default for ServerConfig {
             max_body_mb: 20.0,
             api_key: String::new(),
             shutdown_grace_s: 15.0,
+            admin_key: String::new(),
             unknown: BTreeMap::new(),
         }
     }
@@ -337,6 +341,7 @@ impl Config {
         server.host = x(&server.host);
         server.log_level = x(&server.log_level);
         server.api_key = x(&server.api_key);
+        server.admin_key = x(&server.admin_key);
         if server.max_body_mb <= 0.0 || !server.max_body_mb.is_finite() {
             return Err(err_at(
                 "server.max_body_mb",

@@ -29,7 +29,7 @@ pub mod usage;
 pub use cli::{stats_cmd, stats_cmd_with, RemoteServer};
 pub use event::{AttemptRecord, RequestEvent};
 pub use stats::{parse_limit, QueryError, Window};
-pub use store::{Metrics, MetricsError, WriterCounters};
+pub use store::{Metrics, MetricsError, WriterCounters, MAX_BATCH, QUEUE_CAPACITY};
 pub use usage::Usage;
 
 /// The dashboard page served at `GET /dashboard`: one self-contained file (inline CSS and JS,

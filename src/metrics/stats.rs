@@ -212,7 +212,7 @@ fn sort_by_requests(rows: &mut [Value]) {
 }
 
 /// Days since the epoch → `YYYY-MM-DD` (proleptic Gregorian, UTC).
-fn date(days: u64) -> String {
+pub(crate) fn date(days: u64) -> String {
     // Howard Hinnant's civil_from_days.
     let z = days as i64 + 719_468;
     let era = z.div_euclid(146_097);

@@ -558,7 +558,13 @@ fn recover_layer(
                     rules.push(cx.rule(pair, pos, errs));
                     pos = end;
                 }
-                None => pos = resync(src, pos, true),
+                None => {
+                    let (next, closed) = skip_in_layer(src, pos);
+                    pos = next;
+                    if closed {
+                        break;
+                    }
+                }
             },
             "layer" | "keywords" | "default" => {
                 errs.push(
@@ -580,7 +586,11 @@ fn recover_layer(
                     )
                     .with_help("each rule reads `rule NAME when CONDITION route PROVIDER, ...`"),
                 );
-                pos = resync(src, pos, true);
+                let (next, closed) = skip_in_layer(src, pos);
+                pos = next;
+                if closed {
+                    break;
+                }
             }
         }
         pos = skip_trivia(src, pos);
@@ -831,6 +841,44 @@ fn skip_trivia(src: &str, mut pos: usize) -> usize {
         }
     }
     pos
+}
+
+/// Skip a broken rule inside a layer: to the next `rule` or `}` line, or just past the `}`
+/// that closes the layer if one comes first (`rule a when x = 1 route b }` on one line).
+fn skip_in_layer(src: &str, pos: usize) -> (usize, bool) {
+    let next = resync(src, pos, true);
+    let mut depth = 1i32;
+    let mut in_string = false;
+    let mut in_comment = false;
+    let mut escaped = false;
+    for (i, c) in src[pos..next].char_indices() {
+        if in_comment {
+            in_comment = c != '\n';
+            continue;
+        }
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') | (false, '\n') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => in_string = true,
+            '#' => in_comment = true,
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return (pos + i + 1, true);
+                }
+            }
+            _ => {}
+        }
+    }
+    (next, false)
 }
 
 /// The start of the next line (after the one holding `pos`) that begins, after indentation,

@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 use warp::reply::Response;
 use warp::Reply;
 
-use super::state::{rfc3339, AppState};
+use super::state::AppState;
 
 pub fn health(state: &AppState) -> Response {
     let snapshot = state.snapshot.load();
@@ -32,20 +32,13 @@ pub fn health(state: &AppState) -> Response {
     } else {
         "ok"
     };
-    let rules = &snapshot.rules;
+    let (rules, config) = crate::reload::status_json(&snapshot.rules, &snapshot.config_status);
     let body = json!({
         "status": status,
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_s": state.started.elapsed().as_secs(),
-        "rules": {
-            "generation": rules.generation,
-            "loaded_at": rfc3339(rules.loaded_at),
-            "dir": rules.dir.display().to_string(),
-            "files": rules.files,
-            "rules": rules.rules,
-            "hash": rules.hash,
-            "last_error": rules.last_error,
-        },
+        "rules": rules,
+        "config": config,
         "providers": providers,
         "skipped_providers": snapshot.config.skipped,
         "fallback_chain": snapshot.providers_chain_ids(),

@@ -27,7 +27,7 @@ use warp::Filter;
 
 use error::ApiError;
 use handoff::StreamHandoff;
-pub use state::{AppState, RulesStatus, Snapshot};
+pub use state::{AppState, ConfigStatus, RulesStatus, Snapshot};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type ResponseBody = UnsyncBoxBody<Bytes, BoxError>;
@@ -97,6 +97,17 @@ pub fn routes(
             }
         });
 
+    let admin_reload = warp::path!("admin" / "reload")
+        .and(warp::post())
+        .and(with_state.clone())
+        .and(warp::header::headers_cloned())
+        .and(warp::ext::optional::<PeerAddr>())
+        .then(
+            |state: Arc<AppState>, headers: http::HeaderMap, peer: Option<PeerAddr>| async move {
+                admin_reload(state, headers, peer).await
+            },
+        );
+
     let health = warp::path!("health")
         .and(warp::get())
         .and(with_state)
@@ -106,10 +117,56 @@ pub fn routes(
         .unify()
         .or(health)
         .unify()
+        .or(admin_reload)
+        .unify()
         .recover(|rejection: warp::Rejection| async move {
             Ok::<_, Infallible>(rejection_response(&rejection))
         })
         .unify()
+}
+
+/// `POST /admin/reload`: from loopback, or from anywhere with `server.admin_key` when one is set.
+async fn admin_reload(
+    state: Arc<AppState>,
+    headers: http::HeaderMap,
+    peer: Option<PeerAddr>,
+) -> warp::reply::Response {
+    use warp::Reply;
+    let admin_key = state.snapshot.load().config.server.admin_key.clone();
+    let allowed = if admin_key.is_empty() {
+        peer.is_some_and(|p| p.0.ip().is_loopback())
+    } else {
+        headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|k| chat::constant_time_eq(k.trim().as_bytes(), admin_key.as_bytes()))
+    };
+    if !allowed {
+        let e = ApiError::new(
+            http::StatusCode::FORBIDDEN,
+            "invalid_request_error",
+            "forbidden",
+            "reload is allowed from loopback only, or with server.admin_key as a bearer token",
+        );
+        return e.into_response().into_response();
+    }
+    let Some(reloader) = state.reloader.get().cloned() else {
+        let e = ApiError::new(
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "reload_unavailable",
+            "this server was started without a reloader",
+        );
+        return e.into_response().into_response();
+    };
+    let report = reloader.reload(true).await;
+    let status = if report.rules_error.is_some() || report.config_error.is_some() {
+        http::StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        http::StatusCode::OK
+    };
+    warp::reply::with_status(warp::reply::json(&report), status).into_response()
 }
 
 fn rejection_response(rejection: &warp::Rejection) -> warp::reply::Response {

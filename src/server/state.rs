@@ -20,6 +20,19 @@ pub struct RulesStatus {
     pub files: usize,
     pub rules: usize,
     pub hash: String,
+    /// Hash of the rule files last tried (loaded or not): an unchanged set is not rebuilt.
+    pub attempted_hash: String,
+    pub last_error: Option<String>,
+}
+
+/// How the config file's last load went; shown in `/health`.
+#[derive(Debug, Clone)]
+pub struct ConfigStatus {
+    pub path: PathBuf,
+    pub generation: u64,
+    pub loaded_at: SystemTime,
+    /// Hash of the file text last tried (loaded or not).
+    pub attempted_hash: u64,
     pub last_error: Option<String>,
 }
 
@@ -30,6 +43,7 @@ pub struct Snapshot {
     pub providers: Arc<ProviderSet>,
     pub routes: Arc<RouteTable>,
     pub rules: RulesStatus,
+    pub config_status: ConfigStatus,
 }
 
 impl Snapshot {
@@ -50,6 +64,8 @@ pub struct AppState {
     pub snapshot: ArcSwap<Snapshot>,
     pub started: Instant,
     pub started_at: SystemTime,
+    /// Set once the server runs with a reloader (`POST /admin/reload`).
+    pub reloader: std::sync::OnceLock<Arc<crate::reload::Reloader>>,
 }
 
 impl AppState {
@@ -58,6 +74,7 @@ impl AppState {
             snapshot: ArcSwap::from_pointee(snapshot),
             started: Instant::now(),
             started_at: SystemTime::now(),
+            reloader: std::sync::OnceLock::new(),
         })
     }
 }

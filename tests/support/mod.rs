@@ -387,6 +387,7 @@ pub struct Gate {
     pub handle: Option<clawgate::server::ServerHandle>,
     pub state: Arc<clawgate::server::AppState>,
     pub dir: tempfile::TempDir,
+    pub watch: Option<clawgate::reload::WatchGuard>,
 }
 
 impl Gate {
@@ -412,6 +413,32 @@ impl Gate {
             handle: Some(handle),
             state,
             dir,
+            watch: None,
+        }
+    }
+
+    /// Start from files on disk, with the reloader and its file watcher running, as `clawgate
+    /// serve` does. `dir` holds `config.yaml` and `rules/`.
+    pub async fn start_watching(dir: tempfile::TempDir) -> Gate {
+        let config_path = dir.path().join("config.yaml");
+        let rules_dir = dir.path().join("rules");
+        let env = clawgate::app::EnvSource::default();
+        let overrides = clawgate::app::Overrides::default();
+        let (config, _) =
+            clawgate::app::load_config(&config_path, &env, &overrides).expect("config loads");
+        let state = clawgate::app::build_state(config, &rules_dir).expect("state builds");
+        let reloader =
+            clawgate::reload::Reloader::new(&state, config_path, rules_dir, env, overrides);
+        let watch = reloader.watch().expect("watcher starts");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let handle =
+            clawgate::server::spawn(Arc::clone(&state), listener, Duration::from_secs(5)).unwrap();
+        Gate {
+            url: format!("http://{}", handle.addr),
+            handle: Some(handle),
+            state,
+            dir,
+            watch: Some(watch),
         }
     }
 

@@ -1,0 +1,358 @@
+//! Hot reload: rules and config are re-read, checked and swapped in while the server runs.
+//!
+//! A `notify` watcher on the rules directory and on the config file's directory (the
+//! directories, not the files: editors save by rename and Kubernetes swaps a `..data`
+//! symlink) feeds a debounced task; SIGHUP and `POST /admin/reload` force a reload. The work
+//! (reading, parsing, compiling) runs on a blocking thread; the result is one new
+//! [`Snapshot`] stored with a single `ArcSwap::store`. Requests in flight keep the snapshot
+//! they loaded. A broken edit never replaces a working table: the error is logged and shown
+//! in `/health`, and the old table keeps serving.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant, SystemTime};
+
+use notify::{EventKind, RecursiveMode, Watcher};
+use serde::Serialize;
+
+use crate::app::{hash_bytes, EnvSource, Overrides};
+use crate::config::Config;
+use crate::providers::ProviderSet;
+use crate::rules;
+use crate::server::{AppState, ConfigStatus, RulesStatus, Snapshot};
+
+/// How long a burst of file events is allowed to settle before reloading.
+pub const DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// What a reload did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadReport {
+    /// A new rules table or config is now serving.
+    pub changed: bool,
+    pub rules_generation: u64,
+    pub config_generation: u64,
+    pub rules_error: Option<String>,
+    pub config_error: Option<String>,
+    /// Time spent reading, checking, compiling and swapping.
+    pub took_ms: f64,
+}
+
+/// Re-reads config and rules and swaps them into the server's state.
+#[derive(Debug)]
+pub struct Reloader {
+    state: Weak<AppState>,
+    config_path: PathBuf,
+    rules_dir: PathBuf,
+    env: EnvSource,
+    overrides: Overrides,
+    /// One reload at a time; requests never take this lock.
+    busy: Mutex<()>,
+}
+
+impl Reloader {
+    pub fn new(
+        state: &Arc<AppState>,
+        config_path: PathBuf,
+        rules_dir: PathBuf,
+        env: EnvSource,
+        overrides: Overrides,
+    ) -> Arc<Reloader> {
+        let reloader = Arc::new(Reloader {
+            state: Arc::downgrade(state),
+            config_path,
+            rules_dir,
+            env,
+            overrides,
+            busy: Mutex::new(()),
+        });
+        let _ = state.reloader.set(Arc::clone(&reloader));
+        reloader
+    }
+
+    /// Reload now on a blocking thread. `force` rebuilds even when nothing changed.
+    pub async fn reload(self: &Arc<Self>, force: bool) -> ReloadReport {
+        let this = Arc::clone(self);
+        match tokio::task::spawn_blocking(move || this.reload_blocking(force)).await {
+            Ok(report) => report,
+            Err(e) => ReloadReport {
+                changed: false,
+                rules_generation: 0,
+                config_generation: 0,
+                rules_error: Some(format!("reload failed: {e}")),
+                config_error: None,
+                took_ms: 0.0,
+            },
+        }
+    }
+
+    /// Reload on this thread (file I/O and compilation: not for the async runtime).
+    pub fn reload_blocking(&self, force: bool) -> ReloadReport {
+        let _busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        let started = Instant::now();
+        let Some(state) = self.state.upgrade() else {
+            return ReloadReport {
+                changed: false,
+                rules_generation: 0,
+                config_generation: 0,
+                rules_error: None,
+                config_error: None,
+                took_ms: 0.0,
+            };
+        };
+        let old = state.snapshot.load_full();
+        let now = SystemTime::now();
+
+        // Config: rebuilt when its text changed (or forced); an error keeps the old one.
+        let mut config = Arc::clone(&old.config);
+        let mut providers = Arc::clone(&old.providers);
+        let mut config_status = old.config_status.clone();
+        let mut config_changed = false;
+        match std::fs::read(&self.config_path) {
+            Err(e) => {
+                config_status.last_error = Some(format!(
+                    "{}: cannot read config file: {e}",
+                    self.config_path.display()
+                ));
+            }
+            Ok(text) => {
+                let hash = hash_bytes(&text);
+                if force || hash != config_status.attempted_hash {
+                    config_status.attempted_hash = hash;
+                    match self.build_config(&text, &old) {
+                        Ok((new_config, new_providers)) => {
+                            config = Arc::new(new_config);
+                            providers = Arc::new(new_providers);
+                            config_changed = true;
+                            config_status.generation += 1;
+                            config_status.loaded_at = now;
+                            config_status.last_error = None;
+                        }
+                        Err(message) => config_status.last_error = Some(message),
+                    }
+                }
+            }
+        }
+
+        // Rules: rebuilt when the files changed, the config changed, or forced.
+        let mut routes = Arc::clone(&old.routes);
+        let mut rules_status = old.rules.clone();
+        let mut rules_changed = false;
+        match rules::read_dir(&self.rules_dir) {
+            Err(e) => rules_status.last_error = Some(e.to_string()),
+            Ok((sources, files)) => {
+                let hash = rules::content_hash(&sources, &files);
+                if force || config_changed || hash != rules_status.attempted_hash {
+                    rules_status.attempted_hash = hash;
+                    let (table, diagnostics) =
+                        rules::build(&sources, &files, &rules::Providers::from_config(&config));
+                    let report = rules::Report {
+                        sources,
+                        diagnostics,
+                        root: Some(self.rules_dir.clone()),
+                    };
+                    match table {
+                        Some(table) if !report.has_errors() => {
+                            crate::app::log_warnings(&report);
+                            rules_status.generation += 1;
+                            rules_status.loaded_at = now;
+                            rules_status.files = table.info().files;
+                            rules_status.rules = table.rule_count();
+                            rules_status.hash = table.info().hash.clone();
+                            rules_status.last_error = None;
+                            routes = Arc::new(table);
+                            rules_changed = true;
+                        }
+                        _ => {
+                            rules_status.last_error =
+                                Some(rules::LoadError::Invalid(report).to_string());
+                        }
+                    }
+                }
+            }
+        }
+
+        let errors_changed = rules_status.last_error != old.rules.last_error
+            || config_status.last_error != old.config_status.last_error;
+        if let Some(e) = &config_status.last_error {
+            if config_status.last_error != old.config_status.last_error {
+                tracing::error!("config not reloaded, the previous config keeps serving: {e}");
+            }
+        }
+        if let Some(e) = &rules_status.last_error {
+            if rules_status.last_error != old.rules.last_error {
+                tracing::error!("rules not reloaded, the previous rules keep serving: {e}");
+            }
+        }
+        let changed = config_changed || rules_changed;
+        let report = ReloadReport {
+            changed,
+            rules_generation: rules_status.generation,
+            config_generation: config_status.generation,
+            rules_error: rules_status.last_error.clone(),
+            config_error: config_status.last_error.clone(),
+            took_ms: 0.0,
+        };
+        if changed
+            || errors_changed
+            || rules_status.attempted_hash != old.rules.attempted_hash
+            || config_status.attempted_hash != old.config_status.attempted_hash
+        {
+            state.snapshot.store(Arc::new(Snapshot {
+                config,
+                providers,
+                routes,
+                rules: rules_status,
+                config_status,
+            }));
+        }
+        let took_ms = started.elapsed().as_secs_f64() * 1000.0;
+        if changed {
+            tracing::info!(
+                rules_generation = report.rules_generation,
+                config_generation = report.config_generation,
+                took_ms,
+                "reloaded"
+            );
+        }
+        ReloadReport { took_ms, ..report }
+    }
+
+    fn build_config(&self, text: &[u8], old: &Snapshot) -> Result<(Config, ProviderSet), String> {
+        let text = std::str::from_utf8(text)
+            .map_err(|_| format!("{}: the file is not UTF-8", self.config_path.display()))?;
+        let mut config = Config::from_str(text, &self.config_path, &|name| self.env.lookup(name))
+            .map_err(|e| e.to_string())?;
+        self.overrides.apply(&mut config);
+        if config.server.host != old.config.server.host
+            || config.server.port != old.config.server.port
+        {
+            tracing::warn!(
+                "server.host / server.port changed: restart ClawGate to listen on the new address"
+            );
+        }
+        crate::app::log_config(&config);
+        let providers =
+            ProviderSet::build(&config, Some(&old.providers)).map_err(|e| e.to_string())?;
+        Ok((config, providers))
+    }
+
+    /// Watch the rules directory and the config file's directory; reload after each burst of
+    /// relevant changes. The watcher lives as long as the returned guard.
+    pub fn watch(self: &Arc<Self>) -> notify::Result<WatchGuard> {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let config_dir = parent_dir(&self.config_path);
+        let config_name = self.config_path.file_name().map(|n| n.to_owned());
+        let rules_dir = self.rules_dir.clone();
+        let filter_rules_dir = rules_dir.clone();
+        let filter_config_dir = config_dir.clone();
+        let mut watcher = notify::recommended_watcher(
+            move |res: notify::Result<notify::Event>| {
+                let Ok(event) = res else { return };
+                if matches!(event.kind, EventKind::Access(a) if !matches!(a, notify::event::AccessKind::Close(notify::event::AccessMode::Write)))
+                {
+                    return;
+                }
+                let relevant = event.paths.iter().any(|p| {
+                    let Some(name) = p.file_name() else {
+                        return true;
+                    };
+                    let name = name.to_string_lossy();
+                    if is_editor_temp(&name) {
+                        return false;
+                    }
+                    let dir = parent_dir(p);
+                    if same_dir(&dir, &filter_rules_dir) {
+                        return true;
+                    }
+                    same_dir(&dir, &filter_config_dir)
+                        && (config_name
+                            .as_deref()
+                            .is_some_and(|c| c == p.file_name().unwrap_or_default())
+                            || name == ".env"
+                            || name.starts_with(".."))
+                });
+                if relevant {
+                    let _ = tx.send(());
+                }
+            },
+        )?;
+        watcher.watch(&rules_dir, RecursiveMode::NonRecursive)?;
+        if !same_dir(&config_dir, &rules_dir) {
+            watcher.watch(&config_dir, RecursiveMode::NonRecursive)?;
+        }
+        let this = Arc::clone(self);
+        let task = tokio::spawn(async move {
+            while rx.recv().await.is_some() {
+                // Let the burst settle, then take everything that arrived meanwhile.
+                tokio::time::sleep(DEBOUNCE).await;
+                while rx.try_recv().is_ok() {}
+                this.reload(false).await;
+            }
+        });
+        Ok(WatchGuard {
+            _watcher: watcher,
+            task,
+        })
+    }
+}
+
+/// Keeps the file watcher running; dropping it stops watching.
+pub struct WatchGuard {
+    _watcher: notify::RecommendedWatcher,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Swap files and backups that editors write next to the real file.
+fn is_editor_temp(name: &str) -> bool {
+    name.ends_with('~')
+        || name.ends_with(".swp")
+        || name.ends_with(".swx")
+        || name.ends_with(".swo")
+        || name.starts_with(".#")
+        || name == "4913"
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// `rules` and `config` sections of `/health`.
+pub fn status_json(
+    rules: &RulesStatus,
+    config: &ConfigStatus,
+) -> (serde_json::Value, serde_json::Value) {
+    use crate::server::state::rfc3339;
+    (
+        serde_json::json!({
+            "generation": rules.generation,
+            "loaded_at": rfc3339(rules.loaded_at),
+            "dir": rules.dir.display().to_string(),
+            "files": rules.files,
+            "rules": rules.rules,
+            "hash": rules.hash,
+            "last_error": rules.last_error,
+        }),
+        serde_json::json!({
+            "path": config.path.display().to_string(),
+            "generation": config.generation,
+            "loaded_at": rfc3339(config.loaded_at),
+            "last_error": config.last_error,
+        }),
+    )
+}
