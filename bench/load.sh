@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "wrk is required: apt-get install -y wrk" >&2; exit 2; }
-cargo build --release --quiet --example mock_upstream --bin clawgate
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release --quiet --example mock_upstream --bin clawgate
 MOCK_PORT=${MOCK_PORT:-19001}
 GATE_PORT=${GATE_PORT:-19090}
 DURATION=${DURATION:-10s}
@@ -20,17 +20,16 @@ work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 target/release/examples/mock_upstream --port "$MOCK_PORT" 2>"$work/mock.log" &
-cat > "$work/config.yaml" <<YAML
-server: { host: 127.0.0.1, port: $GATE_PORT, log_level: warn }
-providers:
-  mock:
-    backend: openai-compat
-    base_url: http://127.0.0.1:$MOCK_PORT/v1
-    api_key: none
-    model: mock-model
-fallback_chain: [mock]
-metrics: { enabled: false }
-YAML
+{
+  echo "server: { host: 127.0.0.1, port: $GATE_PORT, log_level: warn }"
+  echo "providers:"
+  # The stock provider ids, all played by the mock, so the stock rules route as they would.
+  for id in deepseek-chat deepseek-reasoner gemini-flash-lite gemini-flash openrouter-fallback; do
+    printf '  %s:\n    backend: openai-compat\n    base_url: http://127.0.0.1:%s/v1\n    api_key: none\n    model: %s\n' "$id" "$MOCK_PORT" "$id"
+  done
+  echo "fallback_chain: [deepseek-chat, deepseek-reasoner, gemini-flash, openrouter-fallback]"
+  echo "metrics: { enabled: false }"
+} > "$work/config.yaml"
 mkdir -p "$work/rules"
 RULES_DIR=${RULES_DIR:-rules}
 CLAWGATE_LOG_LEVEL=warn target/release/clawgate --config "$work/config.yaml" --rules "$RULES_DIR" 2>"$work/gate.log" &
@@ -52,7 +51,7 @@ done = function(summary, latency, requests)
 end
 LUA
 }
-mk_lua mock
+mk_lua deepseek-chat
 mk_lua auto
 
 run() { # name url lua threads conns
@@ -62,10 +61,10 @@ run() { # name url lua threads conns
 }
 
 echo "wrk: $CONNS connections, $DURATION per path; latencies in ms"
-run "direct (mock)"              "http://127.0.0.1:$MOCK_PORT/v1/chat/completions"  "$work/mock.lua" 1 "$CONNS"
-run "clawgate, model=mock"       "http://127.0.0.1:$GATE_PORT/v1/chat/completions"  "$work/mock.lua" 1 "$CONNS"
-run "clawgate, model=auto"       "http://127.0.0.1:$GATE_PORT/v1/chat/completions"  "$work/auto.lua" 1 "$CONNS"
+run "direct (mock)"              "http://127.0.0.1:$MOCK_PORT/v1/chat/completions"  "$work/deepseek-chat.lua" 1 "$CONNS"
+run "clawgate, direct id"         "http://127.0.0.1:$GATE_PORT/v1/chat/completions"  "$work/deepseek-chat.lua" 1 "$CONNS"
+run "clawgate, auto (rules)"      "http://127.0.0.1:$GATE_PORT/v1/chat/completions"  "$work/auto.lua" 1 "$CONNS"
 echo "single connection (latency, no queueing):"
-run "direct (mock) c=1"          "http://127.0.0.1:$MOCK_PORT/v1/chat/completions"  "$work/mock.lua" 1 1
-run "clawgate, model=mock c=1"   "http://127.0.0.1:$GATE_PORT/v1/chat/completions"  "$work/mock.lua" 1 1
+run "direct (mock) c=1"          "http://127.0.0.1:$MOCK_PORT/v1/chat/completions"  "$work/deepseek-chat.lua" 1 1
+run "clawgate, direct id c=1"   "http://127.0.0.1:$GATE_PORT/v1/chat/completions"  "$work/deepseek-chat.lua" 1 1
 echo "clawgate RSS after load: $(ps -o rss= -p "$(pgrep -f "target/release/clawgate --config $work" | head -1)") KiB"

@@ -217,6 +217,23 @@ fn fallbacks_count_for_the_provider_that_answered() {
 }
 
 #[test]
+fn long_windows_start_on_a_clock_hour_and_short_ones_on_a_minute() {
+    let now_ms = 1_764_000_000_000 + 37 * MIN + 12_345;
+    for w in [Window::H1, Window::H24] {
+        assert_eq!(
+            w.start_minute(now_ms),
+            (now_ms - w.duration_ms().unwrap_or(0)) / MIN,
+            "{w:?}"
+        );
+    }
+    for w in [Window::D7, Window::D30] {
+        assert_eq!(w.start_minute(now_ms) % 60, 0, "{w:?}");
+        assert!(w.start_minute(now_ms) * MIN <= now_ms - w.duration_ms().unwrap_or(0));
+    }
+    assert_eq!(Window::All.start_minute(now_ms), 0);
+}
+
+#[test]
 fn each_window_counts_only_its_span() {
     let (_dir, _path, m) = store(0);
     let t = now();
@@ -265,9 +282,9 @@ fn each_window_counts_only_its_span() {
     );
 }
 
-/// Brute force over the generated events, with the store's minute-aligned window.
+/// Brute force over the generated events, with the store's window start (minute- or hour-aligned).
 fn expected(events: &[RequestEvent], w: Window, now_ms: u64) -> (u64, u64, u64, f64) {
-    let start = w.duration_ms().map_or(0, |d| (now_ms - d) / MIN * MIN);
+    let start = w.start_minute(now_ms) * MIN;
     let end = if w == Window::All {
         u64::MAX
     } else {

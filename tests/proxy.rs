@@ -35,8 +35,8 @@ async fn non_streaming_answer_arrives_intact_with_routing_headers() {
     let resp = gate.chat(&chat_body("auto", "hello", false)).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(header(&resp, "x-clawgate-provider"), Some("alpha"));
-    assert_eq!(header(&resp, "x-clawgate-layer"), Some("default"));
-    assert_eq!(header(&resp, "x-clawgate-rule"), Some("default"));
+    assert_eq!(header(&resp, "x-clawgate-layer"), Some("fallback"));
+    assert_eq!(header(&resp, "x-clawgate-rule"), Some("no-match"));
     assert_eq!(header(&resp, "x-clawgate-attempts"), None);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["choices"][0]["message"]["content"], "Hello from alpha");
@@ -54,7 +54,7 @@ async fn streaming_answer_is_forwarded_event_by_event_with_headers_and_done() {
     assert_eq!(resp.status(), 200);
     assert_eq!(header(&resp, "content-type"), Some("text/event-stream"));
     assert_eq!(header(&resp, "x-clawgate-provider"), Some("alpha"));
-    assert_eq!(header(&resp, "x-clawgate-layer"), Some("default"));
+    assert_eq!(header(&resp, "x-clawgate-layer"), Some("fallback"));
     // The first event arrives long before the upstream has finished (6 events, 100 ms apart).
     let first = resp.chunk().await.unwrap().unwrap();
     let first_at = started.elapsed();

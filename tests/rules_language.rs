@@ -397,3 +397,50 @@ fn table_reports_hash_file_and_rule_counts() {
     let (t2, _) = rules::build(&sources, &files, &providers());
     assert_ne!(t2.unwrap().content_hash(), hash);
 }
+
+#[test]
+fn keywords_that_prefix_each_other_all_count() {
+    let t = table(
+        "keywords k { \"step\", \"step by step\", \"beweis\", \"beweise\" }\nlayer heuristic {\n  rule two when score(k) == 2 route deepseek-chat\n  rule one when score(k) == 1 route deepseek-chat\n}\ndefault route gemini-flash",
+    );
+    assert_eq!(decide(&t, user("do it step by step"), &[]), "two");
+    assert_eq!(decide(&t, user("die Beweise sind da"), &[]), "one");
+    assert_eq!(decide(&t, user("kein Beweis"), &[]), "one");
+    assert_eq!(decide(&t, user("steps"), &[]), "default");
+}
+
+#[test]
+fn a_literal_can_be_both_a_substring_test_and_a_keyword() {
+    let t = table(
+        "keywords k { \"hi\" }\nlayer heuristic {\n  rule word when score(k) >= 1 route deepseek-chat\n  rule sub when last_user contains \"hi\" route deepseek-chat\n}\ndefault route gemini-flash",
+    );
+    assert_eq!(decide(&t, user("this"), &[]), "sub");
+    assert_eq!(decide(&t, user("oh hi"), &[]), "word");
+}
+
+#[test]
+fn regexes_match_with_and_without_a_literal_prefix() {
+    #[rustfmt::skip]
+    let cases: &[(&str, &str, bool)] = &[
+        // regex                       text                            matches
+        ("/ticket-[0-9]+/",            "see ticket-4711 please",       true),
+        ("/ticket-[0-9]+/",            "see TICKET-4711 please",       false),
+        ("/ticket-[0-9]+/i",           "see TICKET-4711 please",       true),
+        ("/ticket-[0-9]+/",            "see ticket-x please",          false),
+        ("/(foo|bar)baz/",             "xbarbaz",                      true),
+        ("/[0-9]{3}-[0-9]{4}/",        "call 555-1234",                true),
+        ("/[0-9]{3}-[0-9]{4}/",        "call me",                      false),
+        ("/^\\s*hello$/m",           "x\n  hello\ny",              true),
+        ("/straße/i",                  "STRASSE oder Straße",          true),
+        ("/a\\/b/",                  "path a/b",                     true),
+    ];
+    let mut failures = Vec::new();
+    for (re, text, want) in cases {
+        let t = table(&format!("layer static {{ rule hit when last_user matches {re} route deepseek-chat }}\ndefault route gemini-flash"));
+        let got = decide(&t, user(text), &[]) == "hit";
+        if got != *want {
+            failures.push(format!("{re} on {text:?}: expected {want}, got {got}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -87,12 +87,20 @@ fn stock_rules_check_clean_and_their_rule_tests_pass() {
     }
 }
 
+/// (test name, request, headers, expected (provider, layer, rule))
+type Case = (
+    &'static str,
+    serde_json::Value,
+    &'static [(&'static str, &'static str)],
+    (&'static str, &'static str, &'static str),
+);
+
 #[test]
 fn original_clawgate_routing_cases_route_as_it_intended() {
     let t = stock();
     let reasoner_system = "You are an expert in theorem proving, step by step derivations, induction, debugging and race conditions.";
     #[rustfmt::skip]
-    let cases: Vec<(&str, serde_json::Value, &[(&str, &str)], (&str, &str, &str))> = vec![
+    let cases: Vec<Case> = vec![
         // TestStaticRouting
         ("test_heartbeat",              req("auto", Some("heartbeat check"), "ok", false),              &[], ("gemini-flash-lite", "static", "heartbeat")),
         ("test_explicit_reasoner",      req("r1", None, "hello", false),                                &[], ("deepseek-reasoner", "static", "explicit-reasoner")),

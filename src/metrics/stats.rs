@@ -11,9 +11,14 @@
 //!   what they meant, and `failed_attempts`/`fallbacks` say more.
 //! - `avg_latency_ms` averages the requests a provider answered (a failed attempt has no latency
 //!   of its own); p50/p95 come from a histogram with ±9 % buckets.
-//! - Windows (`?window=`) are minute-aligned; `hourly` is the last 24 clock hours (`hour_offset`
+//! - `1h` and `24h` windows start on a minute, `7d` and `30d` on a clock hour (they read hourly
+//!   rollups; minute rollups are kept for 48 h only); `hourly` is the last 24 clock hours (`hour_offset`
 //!   23 = the current hour) and `daily` the last 30 UTC days (all days for `window=all`),
 //!   whatever the window, as in the original. `timeline` follows the window.
+
+// redb::Error is large (160 bytes); it only travels on cold failure paths, and boxing it would
+// lose `?` across redb's several error types.
+#![allow(clippy::result_large_err)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
@@ -74,6 +79,19 @@ impl Window {
             Window::D7 => Some(7 * 24 * h),
             Window::D30 => Some(30 * 24 * h),
             Window::All => None,
+        }
+    }
+
+    /// The first minute (since the epoch) the window covers at `now_ms`: minute-aligned for
+    /// `1h`/`24h`, hour-aligned for the longer windows (0 for `all`).
+    pub fn start_minute(self, now_ms: u64) -> u64 {
+        let Some(d) = self.duration_ms() else {
+            return 0;
+        };
+        let start = now_ms.saturating_sub(d) / MINUTE_MS;
+        match self {
+            Window::H1 | Window::H24 => start,
+            _ => start / 60 * 60,
         }
     }
 
@@ -312,9 +330,7 @@ impl Metrics {
     ) -> Result<Value, redb::Error> {
         let txn = db.begin_read()?;
         let now_min = now_ms / MINUTE_MS;
-        let start_min = window
-            .duration_ms()
-            .map_or(0, |d| now_ms.saturating_sub(d) / MINUTE_MS);
+        let start_min = window.start_minute(now_ms);
         // `all` also counts rows stamped in the future (a clock that was ahead).
         let end_min = if window == Window::All {
             u64::MAX / MINUTE_MS

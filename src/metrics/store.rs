@@ -6,9 +6,13 @@
 //! transaction with quick-repair on, so a killed process loses at most the batch in flight and the
 //! database reopens without a full scan.
 
+// redb::Error is large (160 bytes); it only travels on cold failure paths, and boxing it would
+// lose `?` across redb's several error types.
+#![allow(clippy::result_large_err)]
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -26,12 +30,18 @@ pub const QUEUE_CAPACITY: usize = 10_000;
 pub const MAX_BATCH: usize = 1_024;
 /// How long the writer waits to fill a batch after its first event.
 pub const BATCH_WINDOW: Duration = Duration::from_millis(100);
+/// How often the writer looks at the queue while it fills a batch.
+const POLL: Duration = Duration::from_millis(2);
 const PRUNE_EVERY: Duration = Duration::from_secs(3_600);
 /// Rows deleted per retention transaction, so pruning never stalls the writer for long.
 const PRUNE_CHUNK: usize = 20_000;
 /// redb's page cache (its default is 1 GiB, far more than stats over rollups need).
 const CACHE_BYTES: usize = 32 << 20;
 const DAY_MS: u64 = 86_400_000;
+/// How long per-minute rollups are kept: they only serve the ragged ends of the `1h` and `24h`
+/// windows (longer windows start on a clock hour and read hourly rollups), and at low traffic
+/// there is about one minute row per event, so keeping them for months would double the file.
+pub const MINUTE_ROLLUP_KEEP_MS: u64 = 48 * 3_600_000;
 
 pub(crate) const EVENTS: TableDefinition<u128, &[u8]> = TableDefinition::new("events");
 pub(crate) const ROLLUP_MINUTE: TableDefinition<&[u8], &[u8]> =
@@ -186,7 +196,7 @@ impl Metrics {
             next_id,
             retention_ms: u64::from(retention_days) * DAY_MS,
             // Prune once at start-up.
-            prune_pending: retention_days > 0,
+            prune_pending: true,
             last_prune: Instant::now(),
         };
         let handle = std::thread::Builder::new()
@@ -364,7 +374,7 @@ struct Writer {
 
 impl Writer {
     fn run(mut self) {
-        let mut batch: Vec<Box<RequestEvent>> = Vec::with_capacity(MAX_BATCH);
+        let mut batch: Vec<RequestEvent> = Vec::with_capacity(MAX_BATCH);
         loop {
             let first = match self.rx.recv_timeout(self.idle_wait()) {
                 Ok(msg) => msg,
@@ -376,18 +386,30 @@ impl Writer {
             };
             let mut round = Round::default();
             round.take(first, &mut batch, &self.counters);
-            let deadline = Instant::now() + BATCH_WINDOW;
             // Fill the batch until it is full, ~100 ms have passed, or someone waits on a flush.
-            while round.acks.is_empty() && batch.len() < MAX_BATCH {
-                let left = deadline.saturating_duration_since(Instant::now());
-                match self.rx.recv_timeout(left) {
-                    Ok(msg) => round.take(msg, &mut batch, &self.counters),
-                    Err(RecvTimeoutError::Timeout) => break,
-                    Err(RecvTimeoutError::Disconnected) => {
-                        round.stop = true;
-                        break;
+            // Poll instead of blocking on the channel: a sender only pays for a wake-up (a
+            // syscall) when the receiver is parked, and this keeps `record` cheap under load.
+            let deadline = Instant::now() + BATCH_WINDOW;
+            loop {
+                while round.acks.is_empty() && batch.len() < MAX_BATCH {
+                    match self.rx.try_recv() {
+                        Ok(msg) => round.take(msg, &mut batch, &self.counters),
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Disconnected) => {
+                            round.stop = true;
+                            break;
+                        }
                     }
                 }
+                let left = deadline.saturating_duration_since(Instant::now());
+                if round.stop
+                    || !round.acks.is_empty()
+                    || batch.len() >= MAX_BATCH
+                    || left.is_zero()
+                {
+                    break;
+                }
+                std::thread::sleep(left.min(POLL));
             }
             if !batch.is_empty() {
                 self.commit(&batch);
@@ -417,7 +439,7 @@ impl Writer {
         }
     }
 
-    fn commit(&mut self, batch: &[Box<RequestEvent>]) {
+    fn commit(&mut self, batch: &[RequestEvent]) {
         match write_batch(&self.db, batch, self.next_id) {
             Ok(next) => {
                 self.next_id = next;
@@ -433,14 +455,15 @@ impl Writer {
 
     /// One retention chunk when pruning is due (or `force`d); sets `prune_pending` while more remain.
     fn prune_step(&mut self, force: bool) {
-        if self.retention_ms == 0 {
-            return;
-        }
         if !force && !self.prune_pending && self.last_prune.elapsed() < PRUNE_EVERY {
             return;
         }
-        let cutoff = super::event::RequestEvent::now_ms().saturating_sub(self.retention_ms);
-        match prune_chunk(&self.db, cutoff) {
+        let now = RequestEvent::now_ms();
+        let cutoff = (self.retention_ms > 0).then(|| now.saturating_sub(self.retention_ms));
+        let minute_cutoff = cutoff
+            .unwrap_or(0)
+            .max(now.saturating_sub(MINUTE_ROLLUP_KEEP_MS));
+        match prune_chunk(&self.db, cutoff, minute_cutoff) {
             Ok(more) => self.prune_pending = more,
             Err(e) => {
                 self.prune_pending = false;
@@ -468,11 +491,11 @@ struct Round {
 }
 
 impl Round {
-    fn take(&mut self, msg: Msg, batch: &mut Vec<Box<RequestEvent>>, counters: &Counters) {
+    fn take(&mut self, msg: Msg, batch: &mut Vec<RequestEvent>, counters: &Counters) {
         match msg {
             Msg::Event(ev) => {
                 counters.queued.fetch_sub(1, Relaxed);
-                batch.push(ev);
+                batch.push(*ev);
             }
             Msg::Flush(ack) => self.acks.push(ack),
             Msg::Prune(ack) => {
@@ -490,7 +513,7 @@ impl Round {
 /// Writes one batch and its rollups in one transaction; returns the next event id.
 fn write_batch(
     db: &Database,
-    batch: &[Box<RequestEvent>],
+    batch: &[RequestEvent],
     mut next_id: u64,
 ) -> Result<u64, redb::Error> {
     let mut txn = db.begin_write()?;
@@ -508,7 +531,7 @@ fn write_batch(
         }
         txn.open_table(META)?.insert(NEXT_ID, next_id)?;
 
-        let rollups = BatchRollups::of(batch.iter().map(|b| &**b));
+        let rollups = BatchRollups::of(batch);
         for (def, rows) in [
             (ROLLUP_MINUTE, &rollups.minute),
             (ROLLUP_HOUR, &rollups.hour),
@@ -533,15 +556,20 @@ fn write_batch(
     Ok(next_id)
 }
 
-/// Deletes up to [`PRUNE_CHUNK`] rows of each table older than `cutoff_ms`; true if more remain.
-fn prune_chunk(db: &Database, cutoff_ms: u64) -> Result<bool, redb::Error> {
+/// Deletes up to [`PRUNE_CHUNK`] rows of each table older than `cutoff_ms` (events and hourly
+/// rollups; `None` keeps them) or `minute_cutoff_ms` (minute rollups); true if more remain.
+fn prune_chunk(
+    db: &Database,
+    cutoff_ms: Option<u64>,
+    minute_cutoff_ms: u64,
+) -> Result<bool, redb::Error> {
     let mut txn = db.begin_write()?;
     txn.set_quick_repair(true);
     let mut more = false;
     {
         let mut events = txn.open_table(EVENTS)?;
         let old: Vec<u128> = events
-            .range(..event_key(cutoff_ms, 0))?
+            .range(..event_key(cutoff_ms.unwrap_or(0), 0))?
             .take(PRUNE_CHUNK)
             .map(|r| r.map(|(k, _)| k.value()))
             .collect::<Result<_, _>>()?;
@@ -550,9 +578,12 @@ fn prune_chunk(db: &Database, cutoff_ms: u64) -> Result<bool, redb::Error> {
             events.remove(k)?;
         }
         // A rollup row is removed once its whole minute or hour is older than the cutoff.
-        for (def, unit) in [(ROLLUP_MINUTE, MINUTE_MS), (ROLLUP_HOUR, HOUR_MS)] {
+        for (def, cutoff) in [
+            (ROLLUP_MINUTE, minute_cutoff_ms / MINUTE_MS),
+            (ROLLUP_HOUR, cutoff_ms.unwrap_or(0) / HOUR_MS),
+        ] {
             let mut table = txn.open_table(def)?;
-            let bound = full_key(cutoff_ms / unit, &[]);
+            let bound = full_key(cutoff, &[]);
             let old: Vec<Vec<u8>> = table
                 .range(..bound.as_slice())?
                 .take(PRUNE_CHUNK)

@@ -8,11 +8,11 @@
 
 use std::borrow::Cow;
 
+use aho_corasick::Input;
 use http::HeaderMap;
-use regex::SetMatches;
 
 use super::program::{
-    compare, is_word_char, Atom, BoolField, Instr, IntSource, TextField, TextIndex,
+    compare, fold, is_word_char, Atom, BoolField, Instr, IntSource, TextField, TextIndex,
 };
 use super::RouteTable;
 use crate::request::{ChatRequest, Content, Message, Role};
@@ -26,12 +26,8 @@ pub const INTERNAL_CONTEXT_MARKERS: &[&str] = &["<<<BEGIN_OPENCLAW_INTERNAL_CONT
 #[derive(Default)]
 struct SlotState<'r> {
     raw: Option<Cow<'r, str>>,
-    /// The text used for case-insensitive matching: `None` when `raw` is ASCII (the automaton
-    /// folds ASCII case itself), else `raw` lowercased.
-    folded: Option<Option<String>>,
     /// Bit `2*i` = literal `i` occurs; bit `2*i+1` = it occurs as a whole word.
     hits: Option<Vec<u64>>,
-    regex: Option<SetMatches>,
     class: Option<Option<u32>>,
 }
 
@@ -44,6 +40,8 @@ pub struct Features<'t, 'r> {
     tokens: Option<u64>,
     images: Option<bool>,
     scores: Vec<Option<u64>>,
+    /// Per regex: 0 not evaluated yet, 1 no match, 2 match.
+    regexes: Vec<u8>,
 }
 
 impl<'t, 'r> Features<'t, 'r> {
@@ -58,6 +56,7 @@ impl<'t, 'r> Features<'t, 'r> {
             tokens: None,
             images: None,
             scores: vec![None; table.sets.len()],
+            regexes: vec![0; table.regexes.len()],
         }
     }
 
@@ -98,25 +97,33 @@ impl<'t, 'r> Features<'t, 'r> {
                     .is_some_and(|w| w & (1 << (bit % 64)) != 0)
             }
             Atom::Prefix { slot, text } => {
-                let t = self.search_text(*slot).trim_start();
-                t.len() >= text.len()
-                    && t.as_bytes()[..text.len()].eq_ignore_ascii_case(text.as_bytes())
+                let mut folded = self
+                    .text(*slot)
+                    .trim_start()
+                    .chars()
+                    .flat_map(char::to_lowercase);
+                text.chars().all(|l| folded.next() == Some(l))
             }
             Atom::Suffix { slot, text } => {
-                let t = self.search_text(*slot).trim_end();
-                t.len() >= text.len()
-                    && t.as_bytes()[t.len() - text.len()..].eq_ignore_ascii_case(text.as_bytes())
+                let mut folded = self
+                    .text(*slot)
+                    .trim_end()
+                    .chars()
+                    .rev()
+                    .flat_map(|c| c.to_lowercase().rev());
+                text.chars().rev().all(|l| folded.next() == Some(l))
             }
             Atom::Equals { slot, text } => self
-                .search_text(*slot)
+                .text(*slot)
                 .trim()
-                .as_bytes()
-                .eq_ignore_ascii_case(text.as_bytes()),
+                .chars()
+                .flat_map(char::to_lowercase)
+                .eq(text.chars()),
             Atom::Class { slot, ids } => match self.class(*slot) {
                 Some(c) => ids.contains(&c),
                 None => false,
             },
-            Atom::Regex { slot, idx } => self.regex(*slot).matched(*idx as usize),
+            Atom::Regex { idx } => self.regex(*idx),
             Atom::Int { src, cmp, value } => compare(self.int(*src), *cmp, *value),
             Atom::IntIn { src, values } => values.contains(&self.int(*src)),
             Atom::Bool(f) => self.boolean(*f),
@@ -148,33 +155,6 @@ impl<'t, 'r> Features<'t, 'r> {
         self.slots[slot as usize].raw = Some(raw);
     }
 
-    /// The text matched case-insensitively: the raw text when it is ASCII, else lowercased.
-    fn search_text(&mut self, slot: u16) -> &str {
-        self.ensure_folded(slot);
-        match self.slots.get(slot as usize) {
-            Some(s) => match &s.folded {
-                Some(Some(lower)) => lower,
-                _ => s.raw.as_deref().unwrap_or(""),
-            },
-            None => "",
-        }
-    }
-
-    fn ensure_folded(&mut self, slot: u16) {
-        self.ensure_raw(slot);
-        let Some(state) = self.slots.get_mut(slot as usize) else {
-            return;
-        };
-        if state.folded.is_none() {
-            let raw = state.raw.as_deref().unwrap_or("");
-            state.folded = Some(if raw.is_ascii() {
-                None
-            } else {
-                Some(raw.to_lowercase())
-            });
-        }
-    }
-
     fn hits(&mut self, slot: u16) -> &[u64] {
         let computed = self
             .slots
@@ -183,11 +163,11 @@ impl<'t, 'r> Features<'t, 'r> {
         if !computed {
             let table = self.table;
             let hits = match table.slots.get(slot as usize) {
-                Some(index) => {
-                    let text = self.search_text(slot);
-                    scan(index, text)
+                Some(index) if index.ac.is_some() => {
+                    let folded = fold(self.text(slot));
+                    scan(index, &folded)
                 }
-                None => Vec::new(),
+                _ => Vec::new(),
             };
             if let Some(s) = self.slots.get_mut(slot as usize) {
                 s.hits = Some(hits);
@@ -199,33 +179,32 @@ impl<'t, 'r> Features<'t, 'r> {
             .unwrap_or(&[])
     }
 
-    fn regex(&mut self, slot: u16) -> &SetMatches {
-        let computed = self
-            .slots
-            .get(slot as usize)
-            .is_some_and(|s| s.regex.is_some());
-        if !computed {
-            let table = self.table;
-            let set = table
-                .slots
-                .get(slot as usize)
-                .and_then(|i| i.regexes.as_ref());
-            let matches = match set {
-                Some(set) => {
-                    let text = self.text(slot);
-                    set.matches(text)
-                }
-                None => regex::RegexSet::empty().matches(""),
-            };
-            if let Some(s) = self.slots.get_mut(slot as usize) {
-                s.regex = Some(matches);
-            }
+    fn lit_hit(&mut self, slot: u16, lit: u32, word: bool) -> bool {
+        let bit = 2 * lit as usize + usize::from(word);
+        self.hits(slot)
+            .get(bit / 64)
+            .is_some_and(|w| w & (1 << (bit % 64)) != 0)
+    }
+
+    /// Whether regex `idx` matches; it only runs when the scan found one of its prefixes.
+    fn regex(&mut self, idx: u32) -> bool {
+        match self.regexes.get(idx as usize) {
+            Some(1) => return false,
+            Some(2) => return true,
+            Some(_) => {}
+            None => return false,
         }
-        // The slot exists: `computed` or the assignment above filled it.
-        match self.slots.get(slot as usize).and_then(|s| s.regex.as_ref()) {
-            Some(m) => m,
-            None => empty_matches(),
-        }
+        let table = self.table;
+        let Some(re) = table.regexes.get(idx as usize) else {
+            return false;
+        };
+        let possible = match &re.prefilter {
+            Some(lits) => lits.iter().any(|&l| self.lit_hit(re.slot, l, false)),
+            None => true,
+        };
+        let matched = possible && re.regex.is_match(self.text(re.slot));
+        self.regexes[idx as usize] = if matched { 2 } else { 1 };
+        matched
     }
 
     fn class(&mut self, slot: u16) -> Option<u32> {
@@ -309,41 +288,46 @@ impl<'t, 'r> Features<'t, 'r> {
     }
 }
 
-fn empty_matches() -> &'static SetMatches {
-    static EMPTY: std::sync::OnceLock<SetMatches> = std::sync::OnceLock::new();
-    EMPTY.get_or_init(|| regex::RegexSet::empty().matches(""))
-}
-
-/// One pass of the slot's automaton over `text`: which literals occur, and which occur as
-/// whole words. Overlapping search, so a literal failing its boundary at one place cannot hide
-/// another literal (or itself) elsewhere.
+/// One pass of the slot's automaton over the folded text: which literals occur, and which
+/// occur as whole words. The automaton reports the longest literal starting at the leftmost
+/// position; restarting one byte after each start enumerates every position where some
+/// literal starts, so a literal failing its boundary at one place cannot hide another, and
+/// shorter literals starting at the same place come from [`LitInfo::prefixes`].
 fn scan(index: &TextIndex, text: &str) -> Vec<u64> {
     let mut bits = vec![0u64; (2 * index.lits.len()).div_ceil(64)];
     let Some(ac) = &index.ac else {
         return bits;
     };
-    let Ok(iter) = ac.try_find_overlapping_iter(text) else {
-        return bits;
-    };
+    let set = |bits: &mut Vec<u64>, bit: usize| bits[bit / 64] |= 1 << (bit % 64);
     let bytes = text.as_bytes();
-    for m in iter {
+    let mut at = 0;
+    while at < bytes.len() {
+        let Ok(Some(m)) = ac.try_find(Input::new(text).span(at..bytes.len())) else {
+            break;
+        };
+        at = m.start() + 1;
         let lit = m.pattern().as_usize();
-        let sub = 2 * lit;
-        bits[sub / 64] |= 1 << (sub % 64);
-        let word = sub + 1;
-        if bits[word / 64] & (1 << (word % 64)) != 0 {
-            continue;
-        }
         let Some(info) = index.lits.get(lit) else {
             continue;
         };
-        if !info.as_word {
-            continue;
+        set(&mut bits, 2 * lit);
+        let start_ok = !prev_is_word(bytes, text, m.start());
+        if info.as_word
+            && (!info.bound_start || start_ok)
+            && (!info.bound_end || !next_is_word(bytes, text, m.end()))
+        {
+            set(&mut bits, 2 * lit + 1);
         }
-        let ok_start = !info.bound_start || !prev_is_word(bytes, text, m.start());
-        let ok_end = !info.bound_end || !next_is_word(bytes, text, m.end());
-        if ok_start && ok_end {
-            bits[word / 64] |= 1 << (word % 64);
+        for &(p, next_is_word_char) in info.prefixes.iter() {
+            set(&mut bits, 2 * p as usize);
+            if let Some(pi) = index.lits.get(p as usize) {
+                if pi.as_word
+                    && (!pi.bound_start || start_ok)
+                    && (!pi.bound_end || !next_is_word_char)
+                {
+                    set(&mut bits, 2 * p as usize + 1);
+                }
+            }
         }
     }
     bits

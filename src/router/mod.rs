@@ -20,7 +20,7 @@ use http::HeaderMap;
 
 use crate::request::ChatRequest;
 use features::Features;
-use program::{Atom, Instr, ScoreSet, TextIndex};
+use program::{Atom, Instr, RegexAtom, ScoreSet, TextIndex};
 
 /// The layer that produced a decision; shown in `X-ClawGate-Layer` and recorded in metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -143,6 +143,7 @@ pub struct RouteTable {
     pub(crate) atoms: Vec<Atom>,
     pub(crate) slots: Vec<TextIndex>,
     pub(crate) sets: Vec<ScoreSet>,
+    pub(crate) regexes: Vec<RegexAtom>,
     pub(crate) info: TableInfo,
 }
 

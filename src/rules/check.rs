@@ -168,7 +168,7 @@ pub fn check(files: &[RulesFile], providers: &Providers, sources: &SourceMap) ->
                     for r in &l.rules {
                         let mut used = Vec::new();
                         if let Some(w) = &r.when {
-                            check_expr(w, &set_spans, &set_totals, &mut out, &mut used);
+                            check_expr(w, &set_spans, &mut out, &mut used);
                         }
                     }
                 }
@@ -199,7 +199,7 @@ pub fn check(files: &[RulesFile], providers: &Providers, sources: &SourceMap) ->
         }
         let n = match &r.when {
             None => Some(N::Always),
-            Some(w) => check_expr(w, &set_spans, &set_totals, &mut out, &mut used_sets),
+            Some(w) => check_expr(w, &set_spans, &mut out, &mut used_sets),
         };
         lintable.push(n);
         targets_seen.extend(r.route.iter());
@@ -237,7 +237,7 @@ pub fn check(files: &[RulesFile], providers: &Providers, sources: &SourceMap) ->
     // Targets: unknown providers are errors; defined-but-not-loaded ones a warning, once each.
     let mut warned_unloaded: Vec<&str> = Vec::new();
     for t in targets_seen {
-        if !providers.defined.iter().any(|p| *p == t.name) {
+        if !providers.defined.contains(&t.name) {
             let d = Diagnostic::error(
                 codes::UNKNOWN_PROVIDER,
                 format!("unknown provider `{}`", t.name),
@@ -255,8 +255,7 @@ pub fn check(files: &[RulesFile], providers: &Providers, sources: &SourceMap) ->
                     )),
                 },
             );
-        } else if !providers.loaded.iter().any(|p| *p == t.name)
-            && !warned_unloaded.contains(&t.name.as_str())
+        } else if !providers.loaded.contains(&t.name) && !warned_unloaded.contains(&t.name.as_str())
         {
             warned_unloaded.push(&t.name);
             out.push(
@@ -326,7 +325,6 @@ pub fn at(sources: &SourceMap, span: Span) -> String {
 fn check_expr(
     e: &Expr,
     sets: &HashMap<String, Span>,
-    totals: &HashMap<String, u64>,
     out: &mut Vec<Diagnostic>,
     used: &mut Vec<String>,
 ) -> Option<N> {
@@ -334,7 +332,7 @@ fn check_expr(
         Expr::Or(parts, _) | Expr::And(parts, _) => {
             let lowered: Vec<Option<N>> = parts
                 .iter()
-                .map(|p| check_expr(p, sets, totals, out, used))
+                .map(|p| check_expr(p, sets, out, used))
                 .collect();
             let lowered: Option<Vec<N>> = lowered.into_iter().collect();
             let lowered = lowered?;
@@ -344,9 +342,7 @@ fn check_expr(
                 N::And(lowered)
             })
         }
-        Expr::Not(inner, _) => {
-            check_expr(inner, sets, totals, out, used).map(|n| N::Not(Box::new(n)))
-        }
+        Expr::Not(inner, _) => check_expr(inner, sets, out, used).map(|n| N::Not(Box::new(n))),
         Expr::Test(t) => check_test(t, sets, out, used),
     }
 }
@@ -430,7 +426,7 @@ fn check_test(
             out.push(type_err(
                 format!("`{}` does not apply to text", c.as_str()),
                 *op_span,
-                format!("text is compared with `==`, `!=`, `in`, `contains`, `starts_with`, `ends_with` or `matches`"),
+                "text is compared with `==`, `!=`, `in`, `contains`, `starts_with`, `ends_with` or `matches`".into(),
             ));
             None
         }
@@ -472,7 +468,7 @@ fn check_test(
         }
         (Resolved::Bool(_), Op::In(_)) => {
             out.push(type_err(
-                format!("`in` does not apply to a boolean"),
+                "`in` does not apply to a boolean".into(),
                 *op_span,
                 format!("use `{name}` or `not {name}`"),
             ));
@@ -485,7 +481,7 @@ fn check_test(
             Some(lint::test_node(
                 &resolved,
                 Some(*c),
-                &[lit.value.clone()],
+                std::slice::from_ref(&lit.value),
                 None,
             ))
         }
@@ -504,7 +500,11 @@ fn check_test(
             if !check_lit(lit, out) {
                 return None;
             }
-            Some(lint::text_node(&resolved, *o, &[lit.value.clone()]))
+            Some(lint::text_node(
+                &resolved,
+                *o,
+                std::slice::from_ref(&lit.value),
+            ))
         }
         (_, Op::TextAny(o, list)) => {
             let mut ok = true;
@@ -517,7 +517,7 @@ fn check_test(
             let vals: Vec<Value> = list.iter().map(|l| l.value.clone()).collect();
             Some(lint::text_node(&resolved, *o, &vals))
         }
-        (_, Op::Matches(re)) => match build_regex(re) {
+        (_, Op::Matches(re)) => match validate_regex(re) {
             Ok(_) => Some(lint::test_node(&resolved, None, &[], Some(re))),
             Err(d) => {
                 out.push(d);
@@ -536,35 +536,54 @@ pub fn regex_source(re: &RegexLit) -> String {
     }
 }
 
-/// Compile a regex literal, or explain why it does not compile.
-pub fn build_regex(re: &RegexLit) -> Result<regex::Regex, Diagnostic> {
-    if let Some(bad) = re.flags.chars().find(|c| !"imsxU".contains(*c)) {
-        return Err(Diagnostic::error(
+/// Check a regex's flags and syntax (cheap: parsing only; [`build_regex`] builds it).
+pub fn validate_regex(re: &RegexLit) -> Result<(), Diagnostic> {
+    check_flags(re)?;
+    regex_syntax::ParserBuilder::new()
+        .build()
+        .parse(&regex_source(re))
+        .map(|_| ())
+        .map_err(|e| {
+            let msg = e.to_string();
+            let msg = msg
+                .lines()
+                .rev()
+                .find(|l| l.starts_with("error:"))
+                .map(|l| l.trim_start_matches("error:").trim().to_owned())
+                .unwrap_or(msg);
+            regex_error(re, &msg)
+        })
+}
+
+fn check_flags(re: &RegexLit) -> Result<(), Diagnostic> {
+    match re.flags.chars().find(|c| !"imsxU".contains(*c)) {
+        Some(bad) => Err(Diagnostic::error(
             codes::INVALID_REGEX,
             format!("unknown regex flag `{bad}`"),
             Some(re.span),
         )
-        .with_help("flags are i (case-insensitive), m (multi-line), s (dot matches newline), x (verbose), U (lazy)"));
+        .with_help("flags are i (case-insensitive), m (multi-line), s (dot matches newline), x (verbose), U (lazy)")),
+        None => Ok(()),
     }
+}
+
+fn regex_error(re: &RegexLit, msg: &str) -> Diagnostic {
+    Diagnostic::error(
+        codes::INVALID_REGEX,
+        format!("invalid regex: {msg}"),
+        Some(re.span),
+    )
+    .with_help("the syntax is Rust's `regex` crate: https://docs.rs/regex/#syntax")
+}
+
+/// Build a regex literal, or explain why it cannot be built.
+pub fn build_regex(re: &RegexLit) -> Result<regex::Regex, Diagnostic> {
+    validate_regex(re)?;
     regex::RegexBuilder::new(&regex_source(re))
         .size_limit(1 << 20)
         .build()
-        .map_err(|e| {
-            let msg = match &e {
-                regex::Error::Syntax(s) => s
-                    .lines()
-                    .rev()
-                    .find(|l| l.starts_with("error:"))
-                    .map(|l| l.trim_start_matches("error:").trim().to_owned())
-                    .unwrap_or_else(|| s.clone()),
-                regex::Error::CompiledTooBig(_) => "the regex is too large".into(),
-                other => other.to_string(),
-            };
-            Diagnostic::error(
-                codes::INVALID_REGEX,
-                format!("invalid regex: {msg}"),
-                Some(re.span),
-            )
-            .with_help("the syntax is Rust's `regex` crate: https://docs.rs/regex/#syntax")
+        .map_err(|e| match e {
+            regex::Error::CompiledTooBig(_) => regex_error(re, "the regex is too large"),
+            other => regex_error(re, &other.to_string()),
         })
 }

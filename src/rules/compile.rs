@@ -1,7 +1,8 @@
 //! Checked rule files → an immutable [`RouteTable`].
 //!
-//! Literals are interned per text field and joined into one Aho-Corasick automaton per field;
-//! regexes into one `RegexSet` per field; model and header equality into hash maps of
+//! Literals are interned per text field (case-folded) and joined into one Aho-Corasick
+//! automaton per field, together with the literal prefixes of the field's regexes (which
+//! then only run when a prefix occurs); model and header equality become hash maps of
 //! interned values. Each rule's condition becomes a flat program of atoms (see
 //! [`crate::router::program`]).
 
@@ -9,20 +10,23 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use aho_corasick::{AhoCorasick, MatchKind};
-use regex::RegexSetBuilder;
+use regex_syntax::hir::literal::{ExtractKind, Extractor};
 
 use super::ast::*;
-use super::check::{collect, regex_source};
+use super::check::{build_regex, collect, regex_source};
+use super::diag::Diagnostic;
 use super::explain::{XCond, XOperand};
 use super::fields::{resolve, IntOperand, Resolved};
 use crate::router::program::{
-    flatten, is_word_char, Atom, Cond, IntSource, LitInfo, ScoreSet, Slot, TextField, TextIndex,
+    flatten, fold, is_word_char, Atom, Cond, IntSource, LitInfo, RegexAtom, ScoreSet, Slot,
+    TextField, TextIndex,
 };
 use crate::router::{CompiledRule, RouteTable, TableInfo};
 
 /// Compile files that passed [`super::check::check`] without errors. Parts that would have
-/// been errors (unknown names) compile to conditions that never match rather than panicking.
-pub fn compile(files: &[RulesFile], info: TableInfo) -> RouteTable {
+/// been errors (unknown names) compile to conditions that never match rather than panicking;
+/// the only errors left are regexes the checker parsed but that are too big to build.
+pub fn compile(files: &[RulesFile], info: TableInfo) -> Result<RouteTable, Vec<Diagnostic>> {
     let col = collect(files);
     let set_spans: HashMap<String, Span> = col
         .sets
@@ -54,8 +58,11 @@ pub fn compile(files: &[RulesFile], info: TableInfo) -> RouteTable {
     let default = col
         .default
         .map(|d| d.route.iter().map(|t| Arc::from(t.name.as_str())).collect());
+    if !b.errors.is_empty() {
+        return Err(b.errors);
+    }
     let slots = b.slots.into_iter().map(SlotBuilder::finish).collect();
-    RouteTable {
+    Ok(RouteTable {
         info: TableInfo {
             rules: rules.len(),
             ..info
@@ -65,7 +72,8 @@ pub fn compile(files: &[RulesFile], info: TableInfo) -> RouteTable {
         atoms: b.atoms,
         slots,
         sets: b.sets,
-    }
+        regexes: b.regexes,
+    })
 }
 
 #[derive(Default)]
@@ -78,6 +86,9 @@ struct Builder<'a> {
     slot_ids: HashMap<TextField, Slot>,
     sets: Vec<ScoreSet>,
     set_ids: HashMap<(String, bool), u32>,
+    regexes: Vec<RegexAtom>,
+    regex_ids: HashMap<(Slot, String), u32>,
+    errors: Vec<Diagnostic>,
 }
 
 #[derive(Default)]
@@ -85,14 +96,13 @@ struct SlotBuilder {
     field: Option<TextField>,
     lits: Vec<LitInfo>,
     lit_ids: HashMap<Box<str>, u32>,
-    regexes: Vec<String>,
-    regex_ids: HashMap<String, u32>,
     classes: HashMap<Box<str>, u32>,
 }
 
 impl SlotBuilder {
+    /// Intern a literal (case-folded); `word` when some rule needs it as a whole word.
     fn lit(&mut self, text: &str, word: bool) -> u32 {
-        let folded: Box<str> = text.to_lowercase().into();
+        let folded: Box<str> = fold(text).into();
         if let Some(&id) = self.lit_ids.get(&folded) {
             if word {
                 self.lits[id as usize].as_word = true;
@@ -105,56 +115,88 @@ impl SlotBuilder {
             bound_end: folded.chars().next_back().is_some_and(is_word_char),
             text: folded.clone(),
             as_word: word,
+            prefixes: Box::new([]),
         });
         self.lit_ids.insert(folded, id);
         id
     }
 
     fn class(&mut self, value: &str) -> u32 {
-        let key: Box<str> = value.trim().to_lowercase().into();
+        let key: Box<str> = fold(value.trim()).into();
         let next = self.classes.len() as u32;
         *self.classes.entry(key).or_insert(next)
     }
 
-    fn regex(&mut self, source: String) -> u32 {
-        if let Some(&id) = self.regex_ids.get(&source) {
-            return id;
+    fn finish(mut self) -> TextIndex {
+        // For each literal, the other literals that are its proper prefixes (the scan sees
+        // only the longest literal at a position).
+        for i in 0..self.lits.len() {
+            let text = self.lits[i].text.clone();
+            let prefixes: Vec<(u32, bool)> = text
+                .char_indices()
+                .skip(1)
+                .filter_map(|(end, next)| {
+                    self.lit_ids
+                        .get(&text[..end])
+                        .map(|&p| (p, is_word_char(next)))
+                })
+                .collect();
+            self.lits[i].prefixes = prefixes.into();
         }
-        let id = self.regexes.len() as u32;
-        self.regexes.push(source.clone());
-        self.regex_ids.insert(source, id);
-        id
-    }
-
-    fn finish(self) -> TextIndex {
         let ac = if self.lits.is_empty() {
             None
         } else {
-            // Standard semantics (required for overlapping search): every occurrence of every
-            // literal is reported, so boundary checks see them all.
+            // Case-sensitive over folded text, leftmost-longest: this lets the crate use its
+            // fastest prefilters (SIMD for small sets), which ASCII case-insensitivity and
+            // overlapping search would rule out.
+            //
+            // A prefilter (SIMD search for the literals' first bytes) is a big win for a few
+            // long literals, e.g. scanning a 50 KB system prompt for two phrases, and a big loss
+            // when short words like "hi" and "no" make it stop every few bytes: then the plain
+            // automaton is faster.
+            let min_len = self.lits.iter().map(|l| l.text.len()).min().unwrap_or(0);
+            let prefilter = self.lits.len() <= 64 && min_len >= 4;
             AhoCorasick::builder()
-                .ascii_case_insensitive(true)
-                .match_kind(MatchKind::Standard)
+                .match_kind(MatchKind::LeftmostLongest)
+                .prefilter(prefilter)
                 .build(self.lits.iter().map(|l| l.text.as_bytes()))
                 .ok()
         };
-        let regexes = if self.regexes.is_empty() {
-            None
-        } else {
-            RegexSetBuilder::new(&self.regexes)
-                .size_limit(64 << 20)
-                .build()
-                .ok()
-        };
         TextIndex {
-            any_word: self.lits.iter().any(|l| l.as_word),
             field: self.field.unwrap_or(TextField::Label),
             ac,
             lits: self.lits,
-            regexes,
             classes: self.classes,
         }
     }
+}
+
+/// The literals one of which every match of `re` starts with (case-folded), if the regex has
+/// a small, finite set of non-empty ones.
+fn literal_prefixes(source: &str) -> Option<Vec<String>> {
+    let hir = regex_syntax::ParserBuilder::new()
+        .build()
+        .parse(source)
+        .ok()?;
+    let mut extractor = Extractor::new();
+    extractor.kind(ExtractKind::Prefix).limit_total(64);
+    let seq = extractor.extract(&hir);
+    let lits = seq.literals()?;
+    if lits.is_empty() {
+        return None;
+    }
+    let mut out: Vec<String> = Vec::with_capacity(lits.len());
+    for l in lits {
+        let text = std::str::from_utf8(l.as_bytes()).ok()?;
+        if text.is_empty() {
+            return None;
+        }
+        let f = fold(text);
+        if !out.contains(&f) {
+            out.push(f);
+        }
+    }
+    Some(out)
 }
 
 impl Builder<'_> {
@@ -357,11 +399,41 @@ impl Builder<'_> {
                     .collect();
                 Cond::Or(parts)
             }
-            Op::Matches(re) => {
-                let idx = self.slots[slot as usize].regex(regex_source(re));
-                self.atom(Atom::Regex { slot, idx })
-            }
+            Op::Matches(re) => match self.regex(slot, re) {
+                Some(idx) => self.atom(Atom::Regex { idx }),
+                None => self.never(),
+            },
         }
+    }
+
+    /// Intern a regex of a slot; its literal prefixes join the slot's automaton.
+    fn regex(&mut self, slot: Slot, re: &RegexLit) -> Option<u32> {
+        let source = regex_source(re);
+        if let Some(&id) = self.regex_ids.get(&(slot, source.clone())) {
+            return Some(id);
+        }
+        let regex = match build_regex(re) {
+            Ok(r) => r,
+            Err(d) => {
+                self.errors.push(d);
+                return None;
+            }
+        };
+        let prefilter = literal_prefixes(&source).map(|lits| {
+            let ids: Vec<u32> = lits
+                .iter()
+                .map(|l| self.slots[slot as usize].lit(l, false))
+                .collect();
+            ids.into_boxed_slice()
+        });
+        let id = self.regexes.len() as u32;
+        self.regexes.push(RegexAtom {
+            slot,
+            regex,
+            prefilter,
+        });
+        self.regex_ids.insert((slot, source), id);
+        Some(id)
     }
 
     /// `field == v` for any `v` of `values`: a hash lookup on model and headers.
@@ -383,7 +455,7 @@ impl Builder<'_> {
             .map(|v| {
                 self.atom(Atom::Equals {
                     slot,
-                    text: v.trim().to_lowercase().into(),
+                    text: fold(v.trim()).into(),
                 })
             })
             .collect();
@@ -398,7 +470,7 @@ impl Builder<'_> {
         if s.is_empty() {
             return self.atom(Atom::Const(true));
         }
-        let text: Box<str> = s.to_lowercase().into();
+        let text: Box<str> = fold(s).into();
         match op {
             TextOp::Contains => {
                 let lit = self.slots[slot as usize].lit(s, false);

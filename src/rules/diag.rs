@@ -122,7 +122,26 @@ pub fn did_you_mean<'a>(
     name: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<String> {
-    crate::suggest::did_you_mean(name, candidates).map(|s| format!("did you mean `{s}`?"))
+    let candidates: Vec<&str> = candidates.into_iter().collect();
+    crate::suggest::did_you_mean(name, candidates.iter().copied())
+        .or_else(|| {
+            candidates
+                .iter()
+                .copied()
+                .find(|c| is_transposition(name, c))
+        })
+        .map(|s| format!("did you mean `{s}`?"))
+}
+
+/// `modle` for `model`: two adjacent characters swapped (edit distance 2, but an obvious typo).
+fn is_transposition(a: &str, b: &str) -> bool {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    if a.len() != b.len() || a.len() < 2 {
+        return false;
+    }
+    let diff: Vec<usize> = (0..a.len()).filter(|&i| a[i] != b[i]).collect();
+    matches!(diff.as_slice(), [i, j] if *j == i + 1 && a[*i] == b[*j] && a[*j] == b[*i])
 }
 
 /// One source file: its path as shown to the user and its text.

@@ -315,7 +315,10 @@ fn import_heuristic(section: &Value, out: &mut String, names: &mut Vec<String>) 
                 );
                 let short: Vec<&String> = words
                     .iter()
-                    .filter(|w| w.chars().count() <= 3 && w.chars().all(char::is_alphanumeric))
+                    .filter(|w| {
+                        w.chars().count() <= 3
+                            && w.chars().all(crate::router::program::is_word_char)
+                    })
                     .collect();
                 if !short.is_empty() {
                     warnings.push(format!(

@@ -158,7 +158,13 @@ pub fn build(
         files: files.len(),
         rules: 0,
     };
-    (Some(compile::compile(&parsed, info)), all)
+    match compile::compile(&parsed, info) {
+        Ok(table) => (Some(table), all),
+        Err(errors) => {
+            all.extend(errors);
+            (None, all)
+        }
+    }
 }
 
 /// Compile one rules text (tests, benches, examples). Errors come back as a report.

@@ -691,9 +691,30 @@ fn syntax_error(cx: &Cx<'_>, src: &str, base: usize, e: &pest::error::Error<Rule
             }
         }
     }
-    // Internal helpers are not worth naming when something more concrete is expected.
+    // Operators are one idea: name them once.
+    const OPERATORS: &[&str] = &[
+        "`==`",
+        "`!=`",
+        "`<`",
+        "`<=`",
+        "`>`",
+        "`>=`",
+        "`contains`",
+        "`starts_with`",
+        "`ends_with`",
+        "`in`",
+        "`matches`",
+        "`any`",
+    ];
+    if expected
+        .iter()
+        .any(|e| OPERATORS.contains(&e.as_str()) || e == "an operator")
+    {
+        expected.retain(|e| !OPERATORS.contains(&e.as_str()) && e != "`(`" && e != "an operator");
+        expected.insert(0, "an operator".into());
+    }
     expected.retain(|s| !s.is_empty());
-    expected.sort_by_key(|s| (!s.starts_with('`'), s.clone()));
+    expected.sort_by_key(|s| (s.starts_with('`'), s.clone()));
     let expected = match expected.len() {
         0 => "something else".to_owned(),
         1 => expected[0].clone(),

@@ -31,8 +31,8 @@ def test_streaming_completion_arrives_chunk_by_chunk(client):
 def test_routing_headers_are_visible_to_the_sdk(client):
     raw = client.chat.completions.with_raw_response.create(model="auto", messages=[{"role": "user", "content": "hello"}])
     assert raw.headers["x-clawgate-provider"] == "alpha"
-    assert raw.headers["x-clawgate-layer"] == "default"
-    assert raw.headers["x-clawgate-rule"] == "default"
+    assert raw.headers["x-clawgate-layer"] == "fallback"
+    assert raw.headers["x-clawgate-rule"] == "no-match"
     raw = client.chat.completions.with_raw_response.create(model="beta", messages=[{"role": "user", "content": "hello"}], stream=True)
     assert raw.headers["x-clawgate-provider"] == "beta"
     assert raw.headers["x-clawgate-layer"] == "direct"
