@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, DEFAULT_DB_PATH};
+use crate::metrics::Metrics;
 use crate::providers::ProviderSet;
 use crate::router::RouteTable;
 use crate::rules;
@@ -21,6 +22,8 @@ pub enum StartError {
     Provider(#[from] crate::providers::ProviderError),
     #[error("rules in {dir}: {message}")]
     Rules { dir: String, message: String },
+    #[error("metrics: {0}")]
+    Metrics(String),
 }
 
 /// Where `${VAR}` values come from: the process environment, and `.env` for the variables
@@ -110,8 +113,72 @@ pub fn load_config(
     Ok((config, hash_bytes(text.as_bytes())))
 }
 
-/// Build the shared state: providers from `config`, rules from `rules_dir`.
+/// Open the metrics database `config` asks for.
+///
+/// When the stock default path (`/var/lib/clawgate/...`, made for the systemd unit) is not
+/// writable and no path was chosen explicitly (`--db`, `CLAWGATE_DB_PATH`, or the config),
+/// the per-user data directory is used instead, so a plain `cargo run` works as any user.
+/// Otherwise an unusable path stops start-up, unless `metrics.on_error: disable`.
+pub fn open_metrics(config: &Config) -> Result<Metrics, StartError> {
+    let m = &config.metrics;
+    if !m.enabled {
+        tracing::info!("metrics are disabled (metrics.enabled: false)");
+        return Ok(Metrics::disabled());
+    }
+    let path = PathBuf::from(&m.db_path);
+    let first = match Metrics::open(&path, m.retention_days) {
+        Ok(metrics) => {
+            tracing::info!("metrics database: {}", path.display());
+            return Ok(metrics);
+        }
+        Err(e) => e,
+    };
+    if m.db_path == DEFAULT_DB_PATH {
+        if let Some(fallback) = user_data_db() {
+            if let Ok(metrics) = Metrics::open(&fallback, m.retention_days) {
+                tracing::warn!(
+                    "metrics database: {} ({first}; set CLAWGATE_DB_PATH or --db to choose)",
+                    fallback.display()
+                );
+                return Ok(metrics);
+            }
+        }
+    }
+    if m.on_error == "disable" {
+        tracing::warn!("metrics are DISABLED: {first} (metrics.on_error: disable)");
+        return Ok(Metrics::disabled());
+    }
+    Err(StartError::Metrics(format!(
+        "{first}; choose a writable path with --db or CLAWGATE_DB_PATH, or set metrics.on_error: disable"
+    )))
+}
+
+/// `$XDG_DATA_HOME/clawgate/clawgate.db`, else `~/.local/share/clawgate/clawgate.db`.
+fn user_data_db() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".local/share"))
+        })?;
+    Some(base.join("clawgate").join("clawgate.db"))
+}
+
+/// Build the shared state: providers from `config`, rules from `rules_dir`, metrics as
+/// configured.
 pub fn build_state(config: Config, rules_dir: &Path) -> Result<Arc<AppState>, StartError> {
+    let metrics = open_metrics(&config)?;
+    build_state_with(config, rules_dir, metrics)
+}
+
+/// [`build_state`] with a metrics store chosen by the caller.
+pub fn build_state_with(
+    config: Config,
+    rules_dir: &Path,
+    metrics: Metrics,
+) -> Result<Arc<AppState>, StartError> {
     let providers = ProviderSet::build(&config, None)?;
     let (table, rules_status) = load_rules(rules_dir, &config)?;
     let now = SystemTime::now();
@@ -124,13 +191,16 @@ pub fn build_state(config: Config, rules_dir: &Path) -> Result<Arc<AppState>, St
             .unwrap_or(0),
         last_error: None,
     };
-    Ok(AppState::new(Snapshot {
-        config: Arc::new(config),
-        providers: Arc::new(providers),
-        routes: Arc::new(table),
-        rules: rules_status,
-        config_status,
-    }))
+    Ok(AppState::new(
+        Snapshot {
+            config: Arc::new(config),
+            providers: Arc::new(providers),
+            routes: Arc::new(table),
+            rules: rules_status,
+            config_status,
+        },
+        metrics,
+    ))
 }
 
 fn load_rules(dir: &Path, config: &Config) -> Result<(RouteTable, RulesStatus), StartError> {

@@ -50,6 +50,27 @@ enum Command {
         /// A chat-completion request body (or `-` for standard input).
         request: PathBuf,
     },
+    /// Show request counts, tokens, cost and latency from the metrics database (works while
+    /// the server runs: it then asks the server).
+    Stats {
+        #[command(flatten)]
+        files: Files,
+        /// The metrics database (default: metrics.db_path from the config).
+        #[arg(long, env = "CLAWGATE_DB_PATH")]
+        db: Option<PathBuf>,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+        /// Also list the N most recent requests.
+        #[arg(long)]
+        recent: Option<usize>,
+        /// Show the daily breakdown and a monthly projection.
+        #[arg(long)]
+        daily: bool,
+        /// 1h, 24h, 7d, 30d or all.
+        #[arg(long, default_value = "all")]
+        window: String,
+    },
     /// Convert an original ClawGate config's routing sections into a .rules file (stdout).
     ImportConfig {
         /// The original config.yaml.
@@ -125,8 +146,63 @@ fn main() -> ExitCode {
         Some(Command::ImportConfig { old_config }) => {
             cmd::import_config_cmd(&old_config, &mut std::io::stdout())
         }
+        Some(Command::Stats {
+            files,
+            db,
+            json,
+            recent,
+            daily,
+            window,
+        }) => stats(&files, db, json, recent, daily, &window, &env),
     };
     ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+fn stats(
+    files: &Files,
+    db: Option<PathBuf>,
+    json: bool,
+    recent: Option<usize>,
+    daily: bool,
+    window: &str,
+    env: &EnvSource,
+) -> i32 {
+    let window = match clawgate::metrics::Window::from_query(Some(window)) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let config = clawgate::app::load_config(&files.config, env, &Overrides::default())
+        .ok()
+        .map(|(c, _)| c);
+    let db = db
+        .or_else(|| config.as_ref().map(|c| PathBuf::from(&c.metrics.db_path)))
+        .unwrap_or_else(|| PathBuf::from(clawgate::config::DEFAULT_DB_PATH));
+    let server = match &config {
+        Some(c) => {
+            let host = match c.server.host.as_str() {
+                "0.0.0.0" | "::" | "[::]" => "127.0.0.1".to_owned(),
+                h if h.contains(':') && !h.starts_with('[') => format!("[{h}]"),
+                h => h.to_owned(),
+            };
+            clawgate::metrics::RemoteServer {
+                base_url: format!("http://{host}:{}", c.server.port),
+                api_key: Some(c.server.api_key.clone()).filter(|k| !k.is_empty()),
+            }
+        }
+        None => clawgate::metrics::RemoteServer::from_env(),
+    };
+    clawgate::metrics::stats_cmd_with(
+        &db,
+        &server,
+        json,
+        recent,
+        daily,
+        window,
+        &mut std::io::stdout(),
+    )
 }
 
 fn serve(args: ServeArgs, env: EnvSource) -> ExitCode {
@@ -193,7 +269,10 @@ fn serve(args: ServeArgs, env: EnvSource) -> ExitCode {
         if loaded == 0 {
             tracing::warn!("no providers are loaded: set DEEPSEEK_API_KEY, GEMINI_API_KEY or OPENROUTER_API_KEY in .env; requests get 503 until then");
         }
+        let metrics = state.metrics.clone();
         clawgate::server::serve(state, listener, grace, shutdown_signal()).await;
+        // Commit what is still queued before exiting.
+        let _ = tokio::task::spawn_blocking(move || metrics.shutdown()).await;
         tracing::info!("stopped");
         ExitCode::SUCCESS
     })

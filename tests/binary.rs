@@ -29,6 +29,8 @@ fn start(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Running {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_clawgate"));
     cmd.current_dir(cwd)
         .args(args)
+        .arg("--db")
+        .arg(cwd.join("clawgate.db"))
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .stdout(Stdio::null())

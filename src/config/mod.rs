@@ -207,6 +207,9 @@ impl Default for HealthConfig {
     }
 }
 
+/// The metrics database when nothing else is configured.
+pub const DEFAULT_DB_PATH: &str = "/var/lib/clawgate/clawgate.db";
+
 /// The `metrics` section.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default)]
@@ -214,6 +217,9 @@ pub struct MetricsConfig {
     pub enabled: bool,
     pub db_path: String,
     pub retention_days: u32,
+    /// What to do when the database cannot be opened: `fail` (stop start-up) or `disable`
+    /// (run without metrics, and say so).
+    pub on_error: String,
     #[serde(flatten)]
     unknown: BTreeMap<String, serde_yaml_ng::Value>,
 }
@@ -222,8 +228,9 @@ impl Default for MetricsConfig {
     fn default() -> Self {
         MetricsConfig {
             enabled: true,
-            db_path: "/var/lib/clawgate/clawgate.db".into(),
+            db_path: DEFAULT_DB_PATH.into(),
             retention_days: 90,
+            on_error: "fail".into(),
             unknown: BTreeMap::new(),
         }
     }
@@ -350,6 +357,13 @@ impl Config {
         }
         let mut metrics = raw.metrics.clone();
         metrics.db_path = x(&metrics.db_path);
+        metrics.on_error = x(&metrics.on_error);
+        if !matches!(metrics.on_error.as_str(), "fail" | "disable") {
+            return Err(err_at(
+                "metrics.on_error",
+                format!("must be `fail` or `disable`, got `{}`", metrics.on_error),
+            ));
+        }
         let health = raw.health.clone();
         if health.consecutive_failures_before_skip == 0 {
             return Err(err_at(

@@ -10,7 +10,9 @@ use http::{Response, StatusCode};
 
 use super::error::ApiError;
 use super::handoff::StreamHandoff;
+use super::observe::ObservedStream;
 use super::state::AppState;
+use crate::metrics::{usage, AttemptRecord, RequestEvent};
 use crate::providers::dispatch::{dispatch, Attempt, Outcome};
 use crate::request::ChatRequest;
 use crate::router::Decision;
@@ -119,21 +121,40 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     ))
 }
 
-/// Handle one chat completion request.
+/// Handle one chat completion request; every request, answered or not, is recorded.
 pub async fn handle(state: Arc<AppState>, headers: HeaderMap, body: Bytes) -> Response<Bytes> {
     let started = Instant::now();
-    match complete(&state, &headers, &body, started).await {
+    let mut event = RequestEvent {
+        ts_ms: RequestEvent::now_ms(),
+        ..RequestEvent::default()
+    };
+    match complete(&state, &headers, &body, started, &mut event).await {
         Ok(resp) => resp,
         Err(e) => {
             tracing::info!(
                 status = e.status.as_u16(),
                 code = e.code,
-                "request rejected: {}",
+                "request not answered: {}",
                 e.message
             );
+            event.status = e.status.as_u16();
+            event.latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+            event.error = Some(format!("{}: {}", e.code, e.message));
+            state.metrics.record(event);
             e.into_response()
         }
     }
+}
+
+/// Record a failed request's attempts.
+fn attempt_records(attempts: &[Attempt]) -> Vec<AttemptRecord> {
+    attempts
+        .iter()
+        .map(|a| AttemptRecord {
+            provider: a.provider.to_string(),
+            error: a.error.clone(),
+        })
+        .collect()
 }
 
 async fn complete(
@@ -141,17 +162,22 @@ async fn complete(
     headers: &HeaderMap,
     body: &Bytes,
     started: Instant,
+    event: &mut RequestEvent,
 ) -> Result<Response<Bytes>, ApiError> {
     check_content_type(headers)?;
     let req = ChatRequest::parse(body)?;
+    event.requested_model = req.model.to_string();
+    event.stream = req.stream;
     let snapshot = state.snapshot.load_full();
     let decision = match snapshot.providers.get(&req.model) {
         Some(p) => Decision::direct(Arc::clone(&p.id)),
         None => snapshot.routes.decide(&req, headers),
     };
+    let layer = decision.layer.as_str();
+    event.layer = layer.to_owned();
+    event.rule = decision.rule.to_string();
     let chain = snapshot.providers.chain(&decision);
     let outcome = dispatch(&chain, &req).await;
-    let layer = decision.layer.as_str();
     let mut builder = Response::builder();
     let (status, provider, attempts, response) = match outcome {
         Outcome::Complete {
@@ -184,16 +210,17 @@ async fn complete(
             builder = builder
                 .status(status)
                 .header(CONTENT_TYPE, content_type)
-                .header(http::header::CACHE_CONTROL, "no-cache")
-                .extension(StreamHandoff::new(body));
-            (status, provider, attempts, Body::Stream)
+                .header(http::header::CACHE_CONTROL, "no-cache");
+            (status, provider, attempts, Body::Stream(body))
         }
         Outcome::Invalid { provider, error } => {
+            event.provider = Some(provider.id.to_string());
             let mut e = ApiError::from(error);
             e.message = format!("{} cannot take this request: {}", provider.id, e.message);
             return Err(e);
         }
         Outcome::Failed { status, attempts } => {
+            event.attempts = attempt_records(&attempts);
             return Err(all_failed(&snapshot, status, &attempts, &decision));
         }
     };
@@ -217,9 +244,40 @@ async fn complete(
         tried.push(&provider.id);
         builder = builder.header(ATTEMPTS, header_value(&tried.join(",")));
     }
+    event.provider = Some(provider.id.to_string());
+    event.upstream_model = Some(provider.config.model.clone());
+    event.attempts = attempt_records(&attempts);
+    event.status = status.as_u16();
+    let event = std::mem::take(event);
+    let pricing = provider.config.pricing;
     let body = match response {
-        Body::Full(b) => b,
-        Body::Stream => Bytes::new(),
+        Body::Full(b) => {
+            let mut event = event;
+            event.latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+            if status.is_success() {
+                let usage = usage::from_completion(&b)
+                    .unwrap_or_else(|| usage::estimate(body.len(), b.len()));
+                event.set_usage(&usage, &pricing);
+            } else {
+                event.error = Some(format!("upstream_rejected: HTTP {}", status.as_u16()));
+            }
+            state.metrics.record(event);
+            b
+        }
+        Body::Stream(stream) => {
+            let mut event = event;
+            event.ttfb_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+            let observed = ObservedStream::new(
+                stream,
+                event,
+                state.metrics.clone(),
+                pricing,
+                started,
+                body.len(),
+            );
+            builder = builder.extension(StreamHandoff::new(Box::pin(observed)));
+            Bytes::new()
+        }
     };
     builder.body(body).map_err(|e| {
         ApiError::new(
@@ -233,7 +291,7 @@ async fn complete(
 
 enum Body {
     Full(Bytes),
-    Stream,
+    Stream(crate::providers::dispatch::ByteStream),
 }
 
 fn header_value(s: &str) -> HeaderValue {

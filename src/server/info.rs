@@ -71,3 +71,128 @@ pub fn models(state: &AppState) -> Response {
     }
     warp::reply::json(&json!({ "object": "list", "data": data })).into_response()
 }
+
+/// The value of `key` in a raw query string.
+fn query_param(query: &str, key: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
+fn bad_query(message: String, param: &str) -> Response {
+    super::error::ApiError::invalid("invalid_query", message)
+        .with_param(param)
+        .into_response()
+        .into_response()
+}
+
+/// `GET /api/stats?window=1h|24h|7d|30d|all`.
+pub async fn stats(state: std::sync::Arc<AppState>, query: String) -> Response {
+    let window = match crate::metrics::Window::from_query(query_param(&query, "window").as_deref())
+    {
+        Ok(w) => w,
+        Err(e) => return bad_query(e.to_string(), "window"),
+    };
+    let metrics = state.metrics.clone();
+    match tokio::task::spawn_blocking(move || metrics.stats(window)).await {
+        Ok(v) => warp::reply::json(&v).into_response(),
+        Err(e) => internal(e.to_string()),
+    }
+}
+
+/// `GET /api/recent?limit=N`.
+pub async fn recent(state: std::sync::Arc<AppState>, query: String) -> Response {
+    let limit = match crate::metrics::parse_limit(query_param(&query, "limit").as_deref()) {
+        Ok(l) => l,
+        Err(e) => return bad_query(e.to_string(), "limit"),
+    };
+    let metrics = state.metrics.clone();
+    match tokio::task::spawn_blocking(move || metrics.recent(limit)).await {
+        Ok(v) => warp::reply::json(&v).into_response(),
+        Err(e) => internal(e.to_string()),
+    }
+}
+
+fn internal(message: String) -> Response {
+    super::error::ApiError::new(
+        http::StatusCode::INTERNAL_SERVER_ERROR,
+        "server_error",
+        "internal_error",
+        message,
+    )
+    .into_response()
+    .into_response()
+}
+
+/// `GET /metrics`: Prometheus text. Request counters come from memory, never from disk.
+pub fn prometheus(state: &AppState) -> Response {
+    use std::fmt::Write;
+    let snapshot = state.snapshot.load();
+    let now = Instant::now();
+    let mut extra = String::new();
+    let _ = writeln!(extra, "# HELP clawgate_provider_up Whether the provider's circuit lets requests through (1) or is open (0).");
+    let _ = writeln!(extra, "# TYPE clawgate_provider_up gauge");
+    for p in snapshot.providers.iter() {
+        let _ = writeln!(
+            extra,
+            "clawgate_provider_up{{provider=\"{}\"}} {}",
+            p.id,
+            u8::from(p.health.is_available(now))
+        );
+    }
+    let _ = writeln!(
+        extra,
+        "# HELP clawgate_provider_consecutive_failures Failures in a row per provider."
+    );
+    let _ = writeln!(extra, "# TYPE clawgate_provider_consecutive_failures gauge");
+    for p in snapshot.providers.iter() {
+        let h = p.health.snapshot(now);
+        let _ = writeln!(
+            extra,
+            "clawgate_provider_consecutive_failures{{provider=\"{}\"}} {}",
+            p.id, h.consecutive_failures
+        );
+    }
+    let _ = writeln!(
+        extra,
+        "# HELP clawgate_rules_generation Rule tables loaded since start."
+    );
+    let _ = writeln!(extra, "# TYPE clawgate_rules_generation gauge");
+    let _ = writeln!(
+        extra,
+        "clawgate_rules_generation {}",
+        snapshot.rules.generation
+    );
+    let _ = writeln!(
+        extra,
+        "# HELP clawgate_rules_reload_failing 1 while the last rules edit failed to load."
+    );
+    let _ = writeln!(extra, "# TYPE clawgate_rules_reload_failing gauge");
+    let _ = writeln!(
+        extra,
+        "clawgate_rules_reload_failing {}",
+        u8::from(snapshot.rules.last_error.is_some())
+    );
+    let _ = writeln!(
+        extra,
+        "# HELP clawgate_config_reload_failing 1 while the last config edit failed to load."
+    );
+    let _ = writeln!(extra, "# TYPE clawgate_config_reload_failing gauge");
+    let _ = writeln!(
+        extra,
+        "clawgate_config_reload_failing {}",
+        u8::from(snapshot.config_status.last_error.is_some())
+    );
+    let body = state.metrics.render(&extra);
+    warp::reply::with_header(
+        body,
+        "content-type",
+        "text/plain; version=0.0.4; charset=utf-8",
+    )
+    .into_response()
+}
+
+/// `GET /dashboard`: one self-contained page.
+pub fn dashboard() -> Response {
+    warp::reply::html(crate::metrics::DASHBOARD_HTML).into_response()
+}

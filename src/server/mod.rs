@@ -6,6 +6,7 @@ pub mod chat;
 pub mod error;
 mod handoff;
 mod info;
+mod observe;
 pub mod state;
 
 use std::convert::Infallible;
@@ -108,6 +109,24 @@ pub fn routes(
             },
         );
 
+    let stats = warp::path!("api" / "stats")
+        .and(warp::get())
+        .and(with_state.clone())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .then(|state: Arc<AppState>, query: String| info::stats(state, query));
+    let recent = warp::path!("api" / "recent")
+        .and(warp::get())
+        .and(with_state.clone())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .then(|state: Arc<AppState>, query: String| info::recent(state, query));
+    let prometheus = warp::path!("metrics")
+        .and(warp::get())
+        .and(with_state.clone())
+        .map(|state: Arc<AppState>| info::prometheus(&state));
+    let dashboard = warp::path!("dashboard")
+        .and(warp::get())
+        .map(info::dashboard);
+
     let health = warp::path!("health")
         .and(warp::get())
         .and(with_state)
@@ -118,6 +137,14 @@ pub fn routes(
         .or(health)
         .unify()
         .or(admin_reload)
+        .unify()
+        .or(stats)
+        .unify()
+        .or(recent)
+        .unify()
+        .or(prometheus)
+        .unify()
+        .or(dashboard)
         .unify()
         .recover(|rejection: warp::Rejection| async move {
             Ok::<_, Infallible>(rejection_response(&rejection))

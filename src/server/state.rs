@@ -64,14 +64,17 @@ pub struct AppState {
     pub snapshot: ArcSwap<Snapshot>,
     pub started: Instant,
     pub started_at: SystemTime,
+    /// Request metrics (a disabled store keeps only the `/metrics` counters).
+    pub metrics: crate::metrics::Metrics,
     /// Set once the server runs with a reloader (`POST /admin/reload`).
     pub reloader: std::sync::OnceLock<Arc<crate::reload::Reloader>>,
 }
 
 impl AppState {
-    pub fn new(snapshot: Snapshot) -> Arc<Self> {
+    pub fn new(snapshot: Snapshot, metrics: crate::metrics::Metrics) -> Arc<Self> {
         Arc::new(AppState {
             snapshot: ArcSwap::from_pointee(snapshot),
+            metrics,
             started: Instant::now(),
             started_at: SystemTime::now(),
             reloader: std::sync::OnceLock::new(),

@@ -137,7 +137,8 @@ class Gate:
         rules.mkdir(exist_ok=True)
         env = {"PATH": os.environ.get("PATH", ""), "RUST_LOG": "clawgate=info"}
         self.proc = subprocess.Popen(
-            [clawgate_binary(), "--config", str(tmp_path / "config.yaml"), "--rules", str(rules), "--port", "0"],
+            [clawgate_binary(), "--config", str(tmp_path / "config.yaml"), "--rules", str(rules), "--port", "0",
+             "--db", str(tmp_path / "clawgate.db")],
             cwd=tmp_path, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
         )
         self.log = []

@@ -400,8 +400,9 @@ impl Gate {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.yaml");
         std::fs::write(&path, config_yaml).unwrap();
-        let config = clawgate::config::Config::from_str(config_yaml, &path, &|_| None)
+        let mut config = clawgate::config::Config::from_str(config_yaml, &path, &|_| None)
             .expect("test config is valid");
+        config.metrics.db_path = dir.path().join("clawgate.db").display().to_string();
         let stock = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
         let state =
             clawgate::app::build_state(config, rules_dir.unwrap_or(&stock)).expect("state builds");
@@ -423,7 +424,10 @@ impl Gate {
         let config_path = dir.path().join("config.yaml");
         let rules_dir = dir.path().join("rules");
         let env = clawgate::app::EnvSource::default();
-        let overrides = clawgate::app::Overrides::default();
+        let overrides = clawgate::app::Overrides {
+            db: Some(dir.path().join("clawgate.db").display().to_string()),
+            ..Default::default()
+        };
         let (config, _) =
             clawgate::app::load_config(&config_path, &env, &overrides).expect("config loads");
         let state = clawgate::app::build_state(config, &rules_dir).expect("state builds");

@@ -1,0 +1,134 @@
+//! Accounting for streamed answers: the bytes pass through untouched while usage, errors and
+//! timing are read off the side; the request's metrics event is recorded when the stream
+//! ends, or when the client goes away.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_util::Stream;
+
+use crate::config::Pricing;
+use crate::metrics::{usage, Metrics, RequestEvent, Usage};
+use crate::providers::dispatch::ByteStream;
+
+/// Bytes of JSON framing around each streamed delta, for estimating completion tokens when
+/// the upstream reports no usage.
+const EVENT_OVERHEAD: usize = 150;
+
+/// A stream on its way to the client, and the event to record when it ends.
+pub struct ObservedStream {
+    inner: ByteStream,
+    event: Option<RequestEvent>,
+    metrics: Metrics,
+    pricing: Pricing,
+    started: Instant,
+    prompt_chars: usize,
+    usage: Option<Usage>,
+    data_bytes: usize,
+    events: usize,
+    error: Option<String>,
+}
+
+impl ObservedStream {
+    pub fn new(
+        inner: ByteStream,
+        event: RequestEvent,
+        metrics: Metrics,
+        pricing: Pricing,
+        started: Instant,
+        prompt_chars: usize,
+    ) -> Self {
+        ObservedStream {
+            inner,
+            event: Some(event),
+            metrics,
+            pricing,
+            started,
+            prompt_chars,
+            usage: None,
+            data_bytes: 0,
+            events: 0,
+            error: None,
+        }
+    }
+
+    fn inspect(&mut self, chunk: &[u8]) {
+        self.data_bytes += chunk.len();
+        self.events += memchr::memmem::find_iter(chunk, b"data:").count();
+        let has_usage = memchr::memmem::find(chunk, b"\"usage\"").is_some();
+        let has_error = memchr::memmem::find(chunk, b"{\"error\"").is_some();
+        if !has_usage && !has_error {
+            return;
+        }
+        for line in chunk.split(|&b| b == b'\n') {
+            let Some(data) = line.strip_prefix(b"data:") else {
+                continue;
+            };
+            let data = data.strip_prefix(b" ").unwrap_or(data);
+            let data = data.strip_suffix(b"\r").unwrap_or(data);
+            if has_usage {
+                if let Some(u) = usage::from_sse_event(data) {
+                    self.usage = Some(u);
+                }
+            }
+            if has_error && data.starts_with(b"{\"error\"") {
+                self.error = Some(stream_error(data));
+            }
+        }
+    }
+
+    fn finish(&mut self, error: Option<String>) {
+        let Some(mut ev) = self.event.take() else {
+            return;
+        };
+        ev.latency_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let usage = self.usage.unwrap_or_else(|| {
+            let completion = self.data_bytes.saturating_sub(self.events * EVENT_OVERHEAD);
+            usage::estimate(self.prompt_chars, completion)
+        });
+        ev.set_usage(&usage, &self.pricing);
+        ev.error = self.error.take().or(error);
+        self.metrics.record(ev);
+    }
+}
+
+fn stream_error(data: &[u8]) -> String {
+    let v: serde_json::Value = serde_json::from_slice(data).unwrap_or_default();
+    let code = v["error"]["code"].as_str().unwrap_or("stream_error");
+    let message = v["error"]["message"].as_str().unwrap_or("");
+    format!("{code}: {message}")
+}
+
+impl Stream for ObservedStream {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        match this.inner.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                this.inspect(&chunk);
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.finish(Some(format!("stream_error: {e}")));
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(None) => {
+                this.finish(None);
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for ObservedStream {
+    fn drop(&mut self) {
+        // Dropped before its end: the client went away.
+        self.finish(Some(
+            "client_closed: the client disconnected before the stream ended".into(),
+        ));
+    }
+}
