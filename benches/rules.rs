@@ -52,8 +52,8 @@ fn body(system: &str, user: &str) -> Vec<u8> {
     .expect("json")
 }
 
-/// Pseudo-words built from common syllables: they start with common letters (so the
-/// automaton's prefilter cannot skip ahead) but do not occur in the prose.
+/// Pseudo-words built from common syllables: made of common letters (so no prefilter can
+/// skip ahead on a rare byte) but not occurring in the prose.
 fn word(rng: &mut u64) -> String {
     const SYL: &[&str] = &[
         "ta", "re", "mi", "so", "la", "ki", "no", "ve", "du", "pa", "ser", "tin", "mor", "gal",
@@ -66,7 +66,6 @@ fn word(rng: &mut u64) -> String {
             .wrapping_add(1442695040888963407);
         w.push_str(SYL[((*rng >> 33) % SYL.len() as u64) as usize]);
     }
-    w.push('q'); // "q" at the end keeps them out of English prose
     w
 }
 

@@ -137,10 +137,9 @@ impl Reloader {
         let mut routes = Arc::clone(&old.routes);
         let mut rules_status = old.rules.clone();
         let mut rules_changed = false;
-        match rules::read_dir(&self.rules_dir) {
+        match read_rules_settled(&self.rules_dir) {
             Err(e) => rules_status.last_error = Some(e.to_string()),
-            Ok((sources, files)) => {
-                let hash = rules::content_hash(&sources, &files);
+            Ok((sources, files, hash)) => {
                 if force || config_changed || hash != rules_status.attempted_hash {
                     rules_status.attempted_hash = hash;
                     let (table, diagnostics) =
@@ -294,6 +293,29 @@ impl Reloader {
             task,
         })
     }
+}
+
+/// How long the rule files must stay unchanged before they are compiled.
+const SETTLE: Duration = Duration::from_millis(20);
+
+/// Read the rule files until two reads agree, so that a file caught halfway through being
+/// written (an editor that truncates and rewrites in place) is not compiled: a truncated
+/// file can be a valid, empty rule set.
+fn read_rules_settled(
+    dir: &Path,
+) -> Result<(rules::SourceMap, Vec<rules::ast::FileId>, String), rules::LoadError> {
+    let (mut sources, mut files) = rules::read_dir(dir)?;
+    let mut hash = rules::content_hash(&sources, &files);
+    for _ in 0..25 {
+        std::thread::sleep(SETTLE);
+        let (again_sources, again_files) = rules::read_dir(dir)?;
+        let again = rules::content_hash(&again_sources, &again_files);
+        if again == hash {
+            break;
+        }
+        (sources, files, hash) = (again_sources, again_files, again);
+    }
+    Ok((sources, files, hash))
 }
 
 /// Keeps the file watcher running; dropping it stops watching.

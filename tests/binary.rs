@@ -65,6 +65,7 @@ fn start(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Running {
             }
             Err(_) => {
                 let _ = child.kill();
+                let _ = child.wait();
                 panic!("clawgate did not start; it said:\n{}", seen.join("\n"));
             }
         }

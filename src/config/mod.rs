@@ -301,6 +301,11 @@ impl Config {
                 let inner = e.into_inner();
                 let line = inner.location().map(|l| l.line());
                 let message = strip_location(&inner.to_string());
+                // serde_yaml_ng may already start its message with the key path.
+                let message = message
+                    .strip_prefix(&format!("{key}: "))
+                    .map(str::to_owned)
+                    .unwrap_or(message);
                 ConfigError {
                     file: path.to_owned(),
                     line: line.or_else(|| locate::line_of(source, &key)),

@@ -134,7 +134,7 @@ fn config_errors_name_file_line_and_key() {
             "did you mean `deepseek-chat`",
         ),
         ("server:\n  port: lots\n", "server.port", Some(2), "invalid"),
-        ("server: [\n", "server", Some(2), ""),
+        ("server: [\n", "server", Some(1), "sequence"),
         (
             "providers:\n  a:\n    base_url: http://x\n    api_key: k\n",
             "providers.a.model",

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::json;
 
-use super::diag::{codes, Diagnostic, Report};
+use super::diag::{codes, Report};
 use super::ruletest::{self, Routing};
 use super::{build, read_dir, LoadError, Providers};
 use crate::config::Config;
@@ -268,9 +268,4 @@ pub fn import_config_cmd(old_config: &Path, out: &mut dyn Write) -> i32 {
             EXIT_CANNOT_RUN
         }
     }
-}
-
-/// A diagnostic for a command that could not run, in the same shape as the others.
-pub fn cannot_run_diagnostic(message: impl Into<String>) -> Diagnostic {
-    Diagnostic::error(codes::CANNOT_RUN, message, None)
 }
