@@ -294,15 +294,26 @@ impl<'a> ChatRequest<'a> {
         self.upstream_body(model, None)
     }
 
-    /// The body to forward to an OpenAI-compatible upstream: `model` replaced, and
-    /// `"max_tokens": default_max_tokens` added when the client set no token limit. Every
+    /// Whether ClawGate asks the upstream for stream usage on the client's behalf: a stream
+    /// whose client set no `stream_options` (the usage chunk is then removed before it
+    /// reaches the client). A client that set `stream_options` gets exactly what it asked for.
+    pub fn adds_stream_usage(&self) -> bool {
+        self.stream && self.stream_options.is_none()
+    }
+
+    /// The body to forward to an OpenAI-compatible upstream: `model` replaced,
+    /// `"max_tokens": default_max_tokens` added when the client set no token limit, and
+    /// `"stream_options": {"include_usage": true}` when [`Self::adds_stream_usage`]. Every
     /// other byte is the client's.
     pub fn upstream_body(&self, model: &str, default_max_tokens: Option<u64>) -> Vec<u8> {
         let quoted = serde_json::to_string(model).unwrap_or_else(|_| "\"\"".into());
-        let extra = match (self.max_tokens, default_max_tokens) {
+        let mut extra = match (self.max_tokens, default_max_tokens) {
             (None, Some(n)) => format!("\"max_tokens\":{n},"),
             _ => String::new(),
         };
+        if self.adds_stream_usage() {
+            extra.push_str("\"stream_options\":{\"include_usage\":true},");
+        }
         let open = self.body.iter().position(|&b| b == b'{').unwrap_or(0);
         let mut out = Vec::with_capacity(self.body.len() + quoted.len() + extra.len() + 10);
         out.extend_from_slice(&self.body[..=open]);
@@ -390,6 +401,23 @@ mod tests {
         .unwrap();
         assert!(out.get("max_tokens").is_none());
         assert_eq!(out["max_completion_tokens"], 50);
+    }
+
+    #[test]
+    fn stream_usage_is_requested_only_when_the_client_set_no_stream_options() {
+        let body = br#"{"model":"auto","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+        let req = ChatRequest::parse(body).unwrap();
+        assert!(req.adds_stream_usage());
+        let out: serde_json::Value = serde_json::from_slice(&req.upstream_body("m", None)).unwrap();
+        assert_eq!(out["stream_options"]["include_usage"], true);
+        let body = br#"{"model":"auto","stream":true,"stream_options":{"include_usage":false},"messages":[{"role":"user","content":"hi"}]}"#;
+        let req = ChatRequest::parse(body).unwrap();
+        assert!(!req.adds_stream_usage());
+        let out = req.upstream_body("m", None);
+        assert_eq!(
+            memchr::memmem::find_iter(&out, b"stream_options").count(),
+            1
+        );
     }
 
     #[test]

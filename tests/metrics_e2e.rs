@@ -91,8 +91,44 @@ async fn a_stream_is_recorded_with_the_usage_of_its_last_chunk() {
 }
 
 #[tokio::test]
+async fn usage_is_asked_for_on_the_clients_behalf_and_its_chunk_kept_from_the_client() {
+    let (gate, a, _b) = gate().await;
+    let text = gate
+        .chat(&chat_body("alpha", "hello", true))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !text.contains("\"usage\""),
+        "the client did not ask for usage: {text}"
+    );
+    assert_eq!(
+        support::sse_text(&text),
+        ("Hello from alpha".to_owned(), true)
+    );
+    assert_eq!(
+        a.received()[0].json()["stream_options"]["include_usage"],
+        true
+    );
+    let row = &recent(&gate, 1).await[0];
+    assert_eq!(row["usage_estimated"], false);
+    assert_eq!(row["compl_tok"], 3);
+    gate.stop().await;
+}
+
+#[tokio::test]
 async fn a_stream_without_usage_is_estimated_and_marked_so() {
-    let (gate, _a, _b) = gate().await;
+    let (gate, a, _b) = gate().await;
+    let events: Vec<Vec<u8>> = support::sse_events("m", "no usage here", false)
+        .into_iter()
+        .map(String::into_bytes)
+        .collect();
+    a.script([Behavior::Raw {
+        status: 200,
+        content_type: "text/event-stream",
+        chunks: events,
+    }]);
     gate.chat(&chat_body("alpha", "hello", true))
         .await
         .text()

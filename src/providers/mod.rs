@@ -5,7 +5,7 @@ pub mod anthropic;
 pub mod dispatch;
 pub mod gemini;
 pub mod health;
-mod sse;
+pub mod sse;
 pub mod translate;
 
 use std::collections::HashMap;
@@ -94,6 +94,11 @@ impl Provider {
             translator,
             config,
         })
+    }
+
+    /// Whether requests are translated for this backend (not forwarded as OpenAI JSON).
+    pub fn translates(&self) -> bool {
+        self.translator.is_some()
     }
 
     /// Remove this provider's secrets from a message that may have echoed them.

@@ -75,6 +75,38 @@ pub fn first_data(events: &[u8]) -> Option<&[u8]> {
     None
 }
 
+/// `events` without the usage-only chunks (`"choices":[]` with a `usage`), which ClawGate
+/// asked the upstream for to account the request. Other events pass through untouched, and
+/// without a copy when there is nothing to remove.
+pub fn without_usage_chunks(events: Bytes) -> Bytes {
+    if memchr::memmem::find(&events, b"\"usage\"").is_none() {
+        return events;
+    }
+    let mut out = Vec::with_capacity(events.len());
+    let mut rest: &[u8] = &events;
+    while !rest.is_empty() {
+        let end = memchr::memmem::find(rest, b"\n\n").map_or(rest.len(), |i| i + 2);
+        let (event, tail) = rest.split_at(end);
+        let usage_only = first_data(event)
+            .is_some_and(|d| memchr::memmem::find(d, b"\"usage\"").is_some() && is_usage_only(d));
+        if !usage_only {
+            out.extend_from_slice(event);
+        }
+        rest = tail;
+    }
+    Bytes::from(out)
+}
+
+fn is_usage_only(data: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Chunk {
+        #[serde(default)]
+        choices: Option<Vec<serde::de::IgnoredAny>>,
+        usage: Option<serde::de::IgnoredAny>,
+    }
+    matches!(serde_json::from_slice::<Chunk>(data), Ok(Chunk { choices: Some(c), usage: Some(_) }) if c.is_empty())
+}
+
 /// Whether the stream's events include the OpenAI end marker.
 pub fn contains_done(events: &[u8]) -> bool {
     memchr::memmem::find(events, b"data: [DONE]").is_some()
@@ -111,6 +143,18 @@ mod tests {
         let chunk = Bytes::from_static(b"data: x\n\n");
         let out = framer.push(chunk.clone()).unwrap();
         assert_eq!(out.as_ptr(), chunk.as_ptr());
+    }
+
+    #[test]
+    fn usage_only_chunks_are_removed_and_nothing_else() {
+        let events = Bytes::from_static(b"data: {\"choices\":[{\"delta\":{}}],\"usage\":null}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":1}}\n\ndata: [DONE]\n\n");
+        let out = without_usage_chunks(events);
+        assert_eq!(
+            &out[..],
+            b"data: {\"choices\":[{\"delta\":{}}],\"usage\":null}\n\ndata: [DONE]\n\n"
+        );
+        let plain = Bytes::from_static(b"data: {\"choices\":[]}\n\n");
+        assert_eq!(without_usage_chunks(plain.clone()).as_ptr(), plain.as_ptr());
     }
 
     #[test]

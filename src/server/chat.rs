@@ -267,6 +267,7 @@ async fn complete(
         Body::Stream(stream) => {
             let mut event = event;
             event.ttfb_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+            let strip_usage = req.adds_stream_usage() && !provider.translates();
             let observed = ObservedStream::new(
                 stream,
                 event,
@@ -274,6 +275,7 @@ async fn complete(
                 pricing,
                 started,
                 body.len(),
+                strip_usage,
             );
             builder = builder.extension(StreamHandoff::new(Box::pin(observed)));
             Bytes::new()

@@ -29,6 +29,8 @@ pub struct ObservedStream {
     data_bytes: usize,
     events: usize,
     error: Option<String>,
+    /// Remove the usage-only chunk ClawGate asked for on the client's behalf (after reading it).
+    strip_usage: bool,
 }
 
 impl ObservedStream {
@@ -39,6 +41,7 @@ impl ObservedStream {
         pricing: Pricing,
         started: Instant,
         prompt_chars: usize,
+        strip_usage: bool,
     ) -> Self {
         ObservedStream {
             inner,
@@ -51,6 +54,7 @@ impl ObservedStream {
             data_bytes: 0,
             events: 0,
             error: None,
+            strip_usage,
         }
     }
 
@@ -109,6 +113,15 @@ impl Stream for ObservedStream {
         match this.inner.as_mut().poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
                 this.inspect(&chunk);
+                if this.strip_usage {
+                    let kept = crate::providers::sse::without_usage_chunks(chunk);
+                    if kept.is_empty() {
+                        // Nothing left of this chunk for the client; wait for the next one.
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
+                    return Poll::Ready(Some(Ok(kept)));
+                }
                 Poll::Ready(Some(Ok(chunk)))
             }
             Poll::Ready(Some(Err(e))) => {
