@@ -6,29 +6,10 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{chat_body, config_yaml, Behavior, Gate, MockUpstream, P};
+use support::{chat_body, Behavior, Gate, MockUpstream};
 
 async fn gate() -> (Gate, MockUpstream, MockUpstream) {
-    let a = MockUpstream::start("alpha").await;
-    let b = MockUpstream::start("beta").await;
-    let cfg = config_yaml(
-        &[
-            P {
-                id: "alpha",
-                base_url: a.base_url(),
-                extra: "",
-            },
-            P {
-                id: "beta",
-                base_url: b.base_url(),
-                extra: "",
-            },
-        ],
-        &["alpha", "beta"],
-        "",
-    );
-    let empty = tempfile::tempdir().unwrap();
-    (Gate::start_with_rules(&cfg, Some(empty.path())).await, a, b)
+    support::alpha_beta_gate().await
 }
 
 /// The most recent rows once there are `n` of them (the writer commits every ~100 ms).

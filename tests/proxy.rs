@@ -17,12 +17,7 @@ fn p(id: &str, mock: &MockUpstream) -> P<'static> {
 
 /// Two providers, `alpha` then `beta` in the fallback chain, and no routing rules.
 async fn two_providers() -> (Gate, MockUpstream, MockUpstream) {
-    let a = MockUpstream::start("alpha").await;
-    let b = MockUpstream::start("beta").await;
-    let cfg = config_yaml(&[p("alpha", &a), p("beta", &b)], &["alpha", "beta"], "");
-    let empty = tempfile::tempdir().unwrap();
-    let gate = Gate::start_with_rules(&cfg, Some(empty.path())).await;
-    (gate, a, b)
+    support::alpha_beta_gate().await
 }
 
 fn header<'a>(resp: &'a reqwest::Response, name: &str) -> Option<&'a str> {

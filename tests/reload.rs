@@ -16,22 +16,7 @@ async fn upstreams() -> (MockUpstream, MockUpstream) {
 }
 
 fn config(a: &MockUpstream, b: &MockUpstream) -> String {
-    config_yaml(
-        &[
-            P {
-                id: "alpha",
-                base_url: a.base_url(),
-                extra: "",
-            },
-            P {
-                id: "beta",
-                base_url: b.base_url(),
-                extra: "",
-            },
-        ],
-        &["alpha", "beta"],
-        "",
-    )
+    support::alpha_beta_config(a, b)
 }
 
 const BASE_RULES: &str = "layer static {\n  rule to-beta when model == \"pick-beta\" route beta\n}\ndefault route alpha\n";

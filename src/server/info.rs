@@ -88,26 +88,27 @@ fn bad_query(message: String, param: &str) -> Response {
 
 /// `GET /api/stats?window=1h|24h|7d|30d|all`.
 pub async fn stats(state: std::sync::Arc<AppState>, query: String) -> Response {
-    let window = match crate::metrics::Window::from_query(query_param(&query, "window").as_deref())
-    {
-        Ok(w) => w,
-        Err(e) => return bad_query(e.to_string(), "window"),
-    };
-    let metrics = state.metrics.clone();
-    match tokio::task::spawn_blocking(move || metrics.stats(window)).await {
-        Ok(v) => warp::reply::json(&v).into_response(),
-        Err(e) => internal(e.to_string()),
+    match crate::metrics::Window::from_query(query_param(&query, "window").as_deref()) {
+        Ok(window) => read_metrics(&state, move |m| m.stats(window)).await,
+        Err(e) => bad_query(e.to_string(), "window"),
     }
 }
 
 /// `GET /api/recent?limit=N`.
 pub async fn recent(state: std::sync::Arc<AppState>, query: String) -> Response {
-    let limit = match crate::metrics::parse_limit(query_param(&query, "limit").as_deref()) {
-        Ok(l) => l,
-        Err(e) => return bad_query(e.to_string(), "limit"),
-    };
+    match crate::metrics::parse_limit(query_param(&query, "limit").as_deref()) {
+        Ok(limit) => read_metrics(&state, move |m| m.recent(limit)).await,
+        Err(e) => bad_query(e.to_string(), "limit"),
+    }
+}
+
+/// Run a metrics read (disk I/O) on a blocking thread and answer its JSON.
+async fn read_metrics<F>(state: &AppState, read: F) -> Response
+where
+    F: FnOnce(&crate::metrics::Metrics) -> serde_json::Value + Send + 'static,
+{
     let metrics = state.metrics.clone();
-    match tokio::task::spawn_blocking(move || metrics.recent(limit)).await {
+    match tokio::task::spawn_blocking(move || read(&metrics)).await {
         Ok(v) => warp::reply::json(&v).into_response(),
         Err(e) => internal(e.to_string()),
     }

@@ -381,6 +381,29 @@ pub fn config_yaml(providers: &[P<'_>], chain: &[&str], extra: &str) -> String {
     y
 }
 
+/// A config with providers `alpha` and `beta` at these mocks, in that fallback order.
+pub fn alpha_beta_config(a: &MockUpstream, b: &MockUpstream) -> String {
+    let provider = |id, mock: &MockUpstream| P {
+        id,
+        base_url: mock.base_url(),
+        extra: "",
+    };
+    config_yaml(
+        &[provider("alpha", a), provider("beta", b)],
+        &["alpha", "beta"],
+        "",
+    )
+}
+
+/// Mock upstreams `alpha` and `beta`, and a gate using them with no routing rules.
+pub async fn alpha_beta_gate() -> (Gate, MockUpstream, MockUpstream) {
+    let a = MockUpstream::start("alpha").await;
+    let b = MockUpstream::start("beta").await;
+    let empty = tempfile::tempdir().unwrap();
+    let gate = Gate::start_with_rules(&alpha_beta_config(&a, &b), Some(empty.path())).await;
+    (gate, a, b)
+}
+
 /// A ClawGate server running in this process on 127.0.0.1:0.
 pub struct Gate {
     pub url: String,
