@@ -127,63 +127,50 @@ fn internal(message: String) -> Response {
 
 /// `GET /metrics`: Prometheus text. Request counters come from memory, never from disk.
 pub fn prometheus(state: &AppState) -> Response {
-    use std::fmt::Write;
     let snapshot = state.snapshot.load();
     let now = Instant::now();
+    let per_provider = |value: &dyn Fn(&crate::providers::Provider) -> u64| -> Vec<(String, u64)> {
+        snapshot
+            .providers
+            .iter()
+            .map(|p| (format!("{{provider=\"{}\"}}", p.id), value(p)))
+            .collect()
+    };
+    let plain = |v: u64| vec![(String::new(), v)];
+    let families = [
+        (
+            "clawgate_provider_up",
+            "Whether the provider's circuit lets requests through (1) or is open (0).",
+            per_provider(&|p| u64::from(p.health.is_available(now))),
+        ),
+        (
+            "clawgate_provider_consecutive_failures",
+            "Failures in a row per provider.",
+            per_provider(&|p| u64::from(p.health.snapshot(now).consecutive_failures)),
+        ),
+        (
+            "clawgate_rules_generation",
+            "Rule tables loaded since start.",
+            plain(snapshot.rules.generation),
+        ),
+        (
+            "clawgate_rules_reload_failing",
+            "1 while the last rules edit failed to load.",
+            plain(u64::from(snapshot.rules.last_error.is_some())),
+        ),
+        (
+            "clawgate_config_reload_failing",
+            "1 while the last config edit failed to load.",
+            plain(u64::from(snapshot.config_status.last_error.is_some())),
+        ),
+    ];
     let mut extra = String::new();
-    let _ = writeln!(extra, "# HELP clawgate_provider_up Whether the provider's circuit lets requests through (1) or is open (0).");
-    let _ = writeln!(extra, "# TYPE clawgate_provider_up gauge");
-    for p in snapshot.providers.iter() {
-        let _ = writeln!(
-            extra,
-            "clawgate_provider_up{{provider=\"{}\"}} {}",
-            p.id,
-            u8::from(p.health.is_available(now))
-        );
+    for (name, help, samples) in families {
+        extra.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+        for (labels, value) in samples {
+            extra.push_str(&format!("{name}{labels} {value}\n"));
+        }
     }
-    let _ = writeln!(
-        extra,
-        "# HELP clawgate_provider_consecutive_failures Failures in a row per provider."
-    );
-    let _ = writeln!(extra, "# TYPE clawgate_provider_consecutive_failures gauge");
-    for p in snapshot.providers.iter() {
-        let h = p.health.snapshot(now);
-        let _ = writeln!(
-            extra,
-            "clawgate_provider_consecutive_failures{{provider=\"{}\"}} {}",
-            p.id, h.consecutive_failures
-        );
-    }
-    let _ = writeln!(
-        extra,
-        "# HELP clawgate_rules_generation Rule tables loaded since start."
-    );
-    let _ = writeln!(extra, "# TYPE clawgate_rules_generation gauge");
-    let _ = writeln!(
-        extra,
-        "clawgate_rules_generation {}",
-        snapshot.rules.generation
-    );
-    let _ = writeln!(
-        extra,
-        "# HELP clawgate_rules_reload_failing 1 while the last rules edit failed to load."
-    );
-    let _ = writeln!(extra, "# TYPE clawgate_rules_reload_failing gauge");
-    let _ = writeln!(
-        extra,
-        "clawgate_rules_reload_failing {}",
-        u8::from(snapshot.rules.last_error.is_some())
-    );
-    let _ = writeln!(
-        extra,
-        "# HELP clawgate_config_reload_failing 1 while the last config edit failed to load."
-    );
-    let _ = writeln!(extra, "# TYPE clawgate_config_reload_failing gauge");
-    let _ = writeln!(
-        extra,
-        "clawgate_config_reload_failing {}",
-        u8::from(snapshot.config_status.last_error.is_some())
-    );
     let body = state.metrics.render(&extra);
     warp::reply::with_header(
         body,
