@@ -335,3 +335,103 @@ async fn sighup_forces_a_reload_of_rules_and_config() {
     }
     assert!(gate.logged().join("\n").contains("SIGHUP received"));
 }
+
+async fn recent_count(url: &str) -> usize {
+    let v: Value = reqwest::Client::new()
+        .get(format!("{url}/api/recent?limit=100"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["requests"].as_array().map_or(0, Vec::len)
+}
+
+/// A directory with a config whose one provider is `mock`, and empty rules.
+fn metrics_dir(mock: &MockUpstream) -> tempfile::TempDir {
+    let cwd = tempfile::tempdir().unwrap();
+    let config = format!(
+        "server:\n  port: 0\nproviders:\n  up:\n    base_url: {}\n    api_key: k\n    model: m\nfallback_chain: [up]\n",
+        mock.base_url()
+    );
+    std::fs::write(cwd.path().join("config.yaml"), config).unwrap();
+    std::fs::create_dir(cwd.path().join("rules")).unwrap();
+    cwd
+}
+
+#[tokio::test]
+async fn recorded_requests_survive_a_restart_on_the_same_database() {
+    let mock = MockUpstream::start("up").await;
+    let cwd = metrics_dir(&mock);
+    let mut gate = start(cwd.path(), &[], &[]);
+    let client = reqwest::Client::new();
+    for _ in 0..3 {
+        let resp = client
+            .post(format!("{}/v1/chat/completions", gate.url))
+            .json(&chat_body("up", "hi", false))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    gate.signal("-TERM");
+    assert!(gate.wait_exit(Duration::from_secs(10)).success());
+    let gate = start(cwd.path(), &[], &[]);
+    assert_eq!(
+        recent_count(&gate.url).await,
+        3,
+        "a clean shutdown flushes every queued event"
+    );
+}
+
+#[tokio::test]
+async fn a_killed_server_loses_at_most_its_last_batch_and_the_database_still_opens() {
+    let mock = MockUpstream::start("up").await;
+    let cwd = metrics_dir(&mock);
+    let mut gate = start(cwd.path(), &[], &[]);
+    let client = reqwest::Client::new();
+    for _ in 0..5 {
+        client
+            .post(format!("{}/v1/chat/completions", gate.url))
+            .json(&chat_body("up", "hi", false))
+            .send()
+            .await
+            .unwrap();
+    }
+    // Let the writer commit these (batches close every ~100 ms), then send a last one and kill.
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while recent_count(&gate.url).await < 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first requests were never committed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    client
+        .post(format!("{}/v1/chat/completions", gate.url))
+        .json(&chat_body("up", "hi", false))
+        .send()
+        .await
+        .unwrap();
+    gate.signal("-KILL");
+    let _ = gate.wait_exit(Duration::from_secs(10));
+    let gate = start(cwd.path(), &[], &[]);
+    let kept = recent_count(&gate.url).await;
+    assert!((5..=6).contains(&kept), "kept {kept} of 6 events");
+    // The reopened database takes new events.
+    client
+        .post(format!("{}/v1/chat/completions", gate.url))
+        .json(&chat_body("up", "hi", false))
+        .send()
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while recent_count(&gate.url).await < kept + 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reopened database records nothing"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
