@@ -101,16 +101,10 @@ pub fn load_config(
     path: &Path,
     env: &EnvSource,
     overrides: &Overrides,
-) -> Result<(Config, u64), ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        file: path.to_owned(),
-        line: None,
-        key: "(file)".into(),
-        message: format!("cannot read config file: {e}"),
-    })?;
-    let mut config = Config::from_str(&text, path, &|name| env.lookup(name))?;
+) -> Result<Config, ConfigError> {
+    let mut config = Config::load_with(path, &|name| env.lookup(name))?;
     overrides.apply(&mut config);
-    Ok((config, hash_bytes(text.as_bytes())))
+    Ok(config)
 }
 
 /// Open the metrics database `config` asks for.

@@ -174,9 +174,7 @@ fn stats(
             return 2;
         }
     };
-    let config = clawgate::app::load_config(&files.config, env, &Overrides::default())
-        .ok()
-        .map(|(c, _)| c);
+    let config = clawgate::app::load_config(&files.config, env, &Overrides::default()).ok();
     let db = db
         .or_else(|| config.as_ref().map(|c| PathBuf::from(&c.metrics.db_path)))
         .unwrap_or_else(|| PathBuf::from(clawgate::config::DEFAULT_DB_PATH));
@@ -211,7 +209,7 @@ fn serve(args: ServeArgs, env: EnvSource) -> ExitCode {
         port: args.port,
         db: args.db.map(|d| d.display().to_string()),
     };
-    let (config, _) = match clawgate::app::load_config(&args.files.config, &env, &overrides) {
+    let config = match clawgate::app::load_config(&args.files.config, &env, &overrides) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");

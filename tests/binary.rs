@@ -348,6 +348,26 @@ async fn recent_count(url: &str) -> usize {
     v["requests"].as_array().map_or(0, Vec::len)
 }
 
+/// One chat request to the provider `up`.
+async fn chat_up(url: &str) -> reqwest::StatusCode {
+    reqwest::Client::new()
+        .post(format!("{url}/v1/chat/completions"))
+        .json(&chat_body("up", "hi", false))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// Wait until `/api/recent` holds at least `n` requests.
+async fn wait_for_recent(url: &str, n: usize, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while recent_count(url).await < n {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A directory with a config whose one provider is `mock`, and empty rules.
 fn metrics_dir(mock: &MockUpstream) -> tempfile::TempDir {
     let cwd = tempfile::tempdir().unwrap();
@@ -365,15 +385,8 @@ async fn recorded_requests_survive_a_restart_on_the_same_database() {
     let mock = MockUpstream::start("up").await;
     let cwd = metrics_dir(&mock);
     let mut gate = start(cwd.path(), &[], &[]);
-    let client = reqwest::Client::new();
     for _ in 0..3 {
-        let resp = client
-            .post(format!("{}/v1/chat/completions", gate.url))
-            .json(&chat_body("up", "hi", false))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
+        assert_eq!(chat_up(&gate.url).await, 200);
     }
     gate.signal("-TERM");
     assert!(gate.wait_exit(Duration::from_secs(10)).success());
@@ -390,48 +403,18 @@ async fn a_killed_server_loses_at_most_its_last_batch_and_the_database_still_ope
     let mock = MockUpstream::start("up").await;
     let cwd = metrics_dir(&mock);
     let mut gate = start(cwd.path(), &[], &[]);
-    let client = reqwest::Client::new();
     for _ in 0..5 {
-        client
-            .post(format!("{}/v1/chat/completions", gate.url))
-            .json(&chat_body("up", "hi", false))
-            .send()
-            .await
-            .unwrap();
+        chat_up(&gate.url).await;
     }
     // Let the writer commit these (batches close every ~100 ms), then send a last one and kill.
-    let deadline = std::time::Instant::now() + Duration::from_secs(3);
-    while recent_count(&gate.url).await < 5 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the first requests were never committed"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    client
-        .post(format!("{}/v1/chat/completions", gate.url))
-        .json(&chat_body("up", "hi", false))
-        .send()
-        .await
-        .unwrap();
+    wait_for_recent(&gate.url, 5, "the first requests were never committed").await;
+    chat_up(&gate.url).await;
     gate.signal("-KILL");
     let _ = gate.wait_exit(Duration::from_secs(10));
     let gate = start(cwd.path(), &[], &[]);
     let kept = recent_count(&gate.url).await;
     assert!((5..=6).contains(&kept), "kept {kept} of 6 events");
     // The reopened database takes new events.
-    client
-        .post(format!("{}/v1/chat/completions", gate.url))
-        .json(&chat_body("up", "hi", false))
-        .send()
-        .await
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(3);
-    while recent_count(&gate.url).await < kept + 1 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the reopened database records nothing"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    chat_up(&gate.url).await;
+    wait_for_recent(&gate.url, kept + 1, "the reopened database records nothing").await;
 }

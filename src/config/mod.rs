@@ -271,13 +271,21 @@ pub struct Config {
 impl Config {
     /// Read and validate `path`, expanding `${VAR}` from the process environment.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with(path, &|name| std::env::var(name).ok())
+    }
+
+    /// Read and validate `path`; `lookup` resolves `${VAR}` references.
+    pub fn load_with(
+        path: &Path,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let source = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: path.to_owned(),
             line: None,
             key: "(file)".into(),
             message: format!("cannot read config file: {e}"),
         })?;
-        Config::from_str(&source, path, &|name| std::env::var(name).ok())
+        Config::from_str(&source, path, lookup)
     }
 
     /// Parse and validate config text; `lookup` resolves `${VAR}` references.

@@ -547,7 +547,6 @@ struct Relay {
     translator: Option<Box<dyn StreamTranslator>>,
     framer: Framer,
     pending: VecDeque<Bytes>,
-    idle: Duration,
     provider: Arc<Provider>,
     saw_done: bool,
     finished: bool,
@@ -564,7 +563,6 @@ impl Relay {
             translator,
             framer: Framer::default(),
             pending: VecDeque::new(),
-            idle: provider.config.timeouts.idle,
             provider: Arc::clone(provider),
             saw_done: false,
             finished: false,
@@ -654,7 +652,8 @@ impl Relay {
                 if relay.finished {
                     return None;
                 }
-                match tokio::time::timeout(relay.idle, relay.upstream.next()).await {
+                let idle = relay.provider.config.timeouts.idle;
+                match tokio::time::timeout(idle, relay.upstream.next()).await {
                     Ok(Some(Ok(chunk))) => {
                         if let Err(f) = relay.accept(chunk) {
                             relay.fail(f.message);
@@ -674,9 +673,7 @@ impl Relay {
                             relay.fail(f.message);
                         }
                     }
-                    Err(_) => {
-                        relay.fail(format!("no data for {}s (idle timeout)", secs(relay.idle)))
-                    }
+                    Err(_) => relay.fail(format!("no data for {}s (idle timeout)", secs(idle))),
                 }
             }
         }))

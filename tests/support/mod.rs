@@ -429,16 +429,7 @@ impl Gate {
         let stock = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
         let state =
             clawgate::app::build_state(config, rules_dir.unwrap_or(&stock)).expect("state builds");
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let handle =
-            clawgate::server::spawn(Arc::clone(&state), listener, Duration::from_secs(5)).unwrap();
-        Gate {
-            url: format!("http://{}", handle.addr),
-            handle: Some(handle),
-            state,
-            dir,
-            watch: None,
-        }
+        Gate::serve(state, dir, None).await
     }
 
     /// Start from files on disk, with the reloader and its file watcher running, as `clawgate
@@ -451,12 +442,21 @@ impl Gate {
             db: Some(dir.path().join("clawgate.db").display().to_string()),
             ..Default::default()
         };
-        let (config, _) =
+        let config =
             clawgate::app::load_config(&config_path, &env, &overrides).expect("config loads");
         let state = clawgate::app::build_state(config, &rules_dir).expect("state builds");
         let reloader =
             clawgate::reload::Reloader::new(&state, config_path, rules_dir, env, overrides);
         let watch = reloader.watch().expect("watcher starts");
+        Gate::serve(state, dir, Some(watch)).await
+    }
+
+    /// Serve `state` on 127.0.0.1:0.
+    async fn serve(
+        state: Arc<clawgate::server::AppState>,
+        dir: tempfile::TempDir,
+        watch: Option<clawgate::reload::WatchGuard>,
+    ) -> Gate {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let handle =
             clawgate::server::spawn(Arc::clone(&state), listener, Duration::from_secs(5)).unwrap();
@@ -465,7 +465,7 @@ impl Gate {
             handle: Some(handle),
             state,
             dir,
-            watch: Some(watch),
+            watch,
         }
     }
 
