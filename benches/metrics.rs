@@ -53,6 +53,7 @@ fn event(i: u64, ts_ms: u64) -> RequestEvent {
         cost_usd: 0.0004,
         stream: i % 2 == 0,
         error: (i % 50 == 0).then(|| "all providers failed".to_owned()),
+        classification: false,
     }
 }
 

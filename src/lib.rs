@@ -5,6 +5,7 @@
 //! fallback and health) → back to the client, streamed byte for byte where possible.
 
 pub mod app;
+pub mod classifier;
 pub mod config;
 pub mod metrics;
 pub mod providers;

@@ -38,7 +38,7 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
-    /// Show where a request would be routed, and why. No network.
+    /// Show where a request would be routed, and why. No network unless --classify.
     Route {
         /// Print the trace of every rule before the winner (always on; kept for clarity).
         #[arg(long)]
@@ -47,6 +47,10 @@ enum Command {
         files: Files,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// When the request reaches the classifier layer, really ask the classifier (one call
+        /// to `llm_classifier.classifier_provider`); without it, no network is used.
+        #[arg(long)]
+        classify: bool,
         /// A chat-completion request body (or `-` for standard input).
         request: PathBuf,
     },
@@ -123,6 +127,7 @@ fn main() -> ExitCode {
             explain: _,
             files,
             format,
+            classify,
             request,
         }) => {
             let mut body = Vec::new();
@@ -140,6 +145,7 @@ fn main() -> ExitCode {
                 &files.rules,
                 format,
                 &body,
+                classify,
                 &mut std::io::stdout(),
             )
         }

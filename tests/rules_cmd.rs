@@ -43,7 +43,7 @@ fn check_exits_0_on_the_stock_rules_with_all_keys_set() {
     let cfg = loaded_config(tmp.path());
     let (code, out) = run(|o| check_cmd(&cfg, &repo("rules"), Format::Text, o));
     assert_eq!(code, 0, "{out}");
-    assert!(out.starts_with("ok: 3 files, 14 rules, "), "{out}");
+    assert!(out.starts_with("ok: 4 files, 14 rules, "), "{out}");
     assert!(out.contains("0 failed; 0 errors, 0 warnings"), "{out}");
 }
 
@@ -178,7 +178,8 @@ fn explain_shows_why_each_earlier_rule_failed_for_the_openclaw_subagent() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = loaded_config(tmp.path());
     let body = std::fs::read(repo("tests/fixtures/openclaw/subagent-child.json")).unwrap();
-    let (code, out) = run(|o| route_explain_cmd(&cfg, &repo("rules"), Format::Text, &body, o));
+    let (code, out) =
+        run(|o| route_explain_cmd(&cfg, &repo("rules"), Format::Text, &body, false, o));
     assert_eq!(code, 0, "{out}");
     assert!(out.starts_with("provider: deepseek-chat\nchain:    deepseek-chat -> deepseek-reasoner -> gemini-flash -> openrouter-fallback\nlayer:    static\nrule:     subagent\n"), "{out}");
     assert!(out.contains("tokens = 9566, needs < 500"), "{out}");
@@ -191,7 +192,8 @@ fn explain_json_names_the_failed_condition_and_the_values_it_saw() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = loaded_config(tmp.path());
     let body = br#"{"model":"auto","messages":[{"role":"user","content":"Prove it, please: the integral is finite."}]}"#;
-    let (code, out) = run(|o| route_explain_cmd(&cfg, &repo("rules"), Format::Json, body, o));
+    let (code, out) =
+        run(|o| route_explain_cmd(&cfg, &repo("rules"), Format::Json, body, false, o));
     assert_eq!(code, 0, "{out}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["provider"], "deepseek-reasoner");
@@ -214,7 +216,7 @@ fn explain_json_names_the_failed_condition_and_the_values_it_saw() {
     );
 
     let body = br#"{"model":"auto","messages":[{"role":"user","content":"Prove this for me, it is very important to my whole team and my boss."}]}"#;
-    let (_, out) = run(|o| route_explain_cmd(&cfg, &repo("rules"), Format::Json, body, o));
+    let (_, out) = run(|o| route_explain_cmd(&cfg, &repo("rules"), Format::Json, body, false, o));
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let math = v["trace"]
         .as_array()
@@ -230,7 +232,8 @@ fn explain_a_provider_id_as_model_is_direct() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = loaded_config(tmp.path());
     let body = br#"{"model":"gemini-flash","messages":[{"role":"user","content":"hi"}]}"#;
-    let (code, out) = run(|o| route_explain_cmd(&cfg, &repo("rules"), Format::Json, body, o));
+    let (code, out) =
+        run(|o| route_explain_cmd(&cfg, &repo("rules"), Format::Json, body, false, o));
     assert_eq!(code, 0, "{out}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
@@ -248,8 +251,16 @@ fn explain_a_provider_id_as_model_is_direct() {
 fn explain_rejects_a_broken_request_with_exit_2() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = loaded_config(tmp.path());
-    let (code, out) =
-        run(|o| route_explain_cmd(&cfg, &repo("rules"), Format::Text, b"{\"messages\": []}", o));
+    let (code, out) = run(|o| {
+        route_explain_cmd(
+            &cfg,
+            &repo("rules"),
+            Format::Text,
+            b"{\"messages\": []}",
+            false,
+            o,
+        )
+    });
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("invalid request"), "{out}");
 }
@@ -285,7 +296,10 @@ fn import_config_converts_the_original_rules_with_warnings_and_they_check_clean(
 
 #[test]
 fn import_config_exits_2_on_a_file_without_routing_sections() {
-    let (code, out) = run(|o| import_config_cmd(&repo("config.yaml"), o));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, "providers:\n  a:\n    base_url: http://127.0.0.1:9\n    api_key: k\n    model: m\nfallback_chain: [a]\n").unwrap();
+    let (code, out) = run(|o| import_config_cmd(&path, o));
     assert_eq!(code, 2, "{out}");
     assert!(
         out.contains("no static_rules, heuristic_rules or llm_classifier"),

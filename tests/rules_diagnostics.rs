@@ -22,6 +22,7 @@ fn report(files: &[(&str, &str)]) -> Report {
         ]
         .map(String::from)
         .to_vec(),
+        ..Providers::default()
     };
     let mut sources = SourceMap::new();
     let ids: Vec<_> = files

@@ -25,6 +25,7 @@ fn providers() -> Providers {
         ]
         .map(String::from)
         .to_vec(),
+        ..Providers::default()
     }
 }
 

@@ -236,6 +236,99 @@ impl Default for MetricsConfig {
     }
 }
 
+/// The original ClawGate's classifier prompt; `{last_user_message}` is replaced by the first 500
+/// characters of the last message a person wrote.
+pub const DEFAULT_CLASSIFIER_PROMPT: &str =
+    "Classify this task into exactly one category. Reply with ONLY the category name.
+Categories:
+- REASONING: math proofs, logic puzzles, complex analysis, debugging
+- CODING: code generation, refactoring, architecture decisions
+- SIMPLE: greetings, status checks, short lookups, translations
+- AGENT: tool use, file operations, search, API calls
+
+User message: {last_user_message}
+
+Category:
+";
+
+/// The `llm_classifier` section: a cheap model labels the requests that no static or heuristic
+/// rule decided, and `layer classifier` rules (or `category_routing`) route on that label.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassifierConfig {
+    pub enabled: bool,
+    /// The provider id asked to classify (any backend).
+    pub provider: String,
+    /// `max_tokens` of the classification call.
+    pub max_tokens: u64,
+    /// The whole classification, from asking to answer; past it the request moves on.
+    pub timeout: Duration,
+    /// Where a request goes when the classifier gives no usable answer; `None`: on to `default`.
+    pub fallback_on_timeout: Option<String>,
+    /// The prompt; `{last_user_message}` is replaced by the first 500 characters of it.
+    pub prompt: String,
+    /// Label (upper case) → provider id, in file order. Acts as the classifier rules when no
+    /// `layer classifier` rule is written.
+    pub category_routing: Vec<(String, String)>,
+    /// Most answers kept in the cache.
+    pub cache_entries: usize,
+    /// How long a cached answer is used.
+    pub cache_ttl: Duration,
+}
+
+impl Default for ClassifierConfig {
+    fn default() -> Self {
+        ClassifierConfig {
+            enabled: false,
+            provider: String::new(),
+            max_tokens: 50,
+            timeout: Duration::from_millis(3000),
+            fallback_on_timeout: None,
+            prompt: DEFAULT_CLASSIFIER_PROMPT.into(),
+            category_routing: Vec::new(),
+            cache_entries: 4096,
+            cache_ttl: Duration::from_secs(600),
+        }
+    }
+}
+
+impl ClassifierConfig {
+    /// The labels the classifier may answer: `category_routing`'s keys.
+    pub fn labels(&self) -> impl Iterator<Item = &str> {
+        self.category_routing.iter().map(|(l, _)| l.as_str())
+    }
+
+    /// The provider `category_routing` maps `label` to.
+    pub fn route_for(&self, label: &str) -> Option<&str> {
+        self.category_routing
+            .iter()
+            .find(|(l, _)| l == label)
+            .map(|(_, p)| p.as_str())
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClassifier {
+    #[serde(default)]
+    enabled: bool,
+    #[serde(default)]
+    classifier_provider: Option<String>,
+    #[serde(default)]
+    max_classify_tokens: Option<u64>,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+    #[serde(default)]
+    fallback_on_timeout: Option<String>,
+    #[serde(default)]
+    prompt: Option<String>,
+    #[serde(default)]
+    category_routing: OrderedMap<String>,
+    #[serde(default)]
+    cache_entries: Option<usize>,
+    #[serde(default)]
+    cache_ttl_s: Option<f64>,
+}
+
 #[derive(Debug, Deserialize)]
 struct RawConfig {
     #[serde(default)]
@@ -248,6 +341,8 @@ struct RawConfig {
     metrics: MetricsConfig,
     #[serde(default)]
     health: HealthConfig,
+    #[serde(default)]
+    llm_classifier: Option<RawClassifier>,
     #[serde(flatten)]
     unknown: BTreeMap<String, serde_yaml_ng::Value>,
 }
@@ -264,6 +359,7 @@ pub struct Config {
     pub fallback_chain: Vec<String>,
     pub metrics: MetricsConfig,
     pub health: HealthConfig,
+    pub classifier: ClassifierConfig,
     /// Things worth a log line that did not stop loading (unknown keys, retired sections).
     pub warnings: Vec<String>,
 }
@@ -326,7 +422,7 @@ impl Config {
         let mut warnings = Vec::new();
         for key in raw.unknown.keys() {
             let hint = match key.as_str() {
-                "static_rules" | "heuristic_rules" | "llm_classifier" => {
+                "static_rules" | "heuristic_rules" => {
                     " (routing now lives in rules/*.rules; `clawgate import-config` converts it)"
                 }
                 "prompt_caching" => " (cache usage is recorded automatically)",
@@ -520,6 +616,11 @@ impl Config {
             }
         }
 
+        let classifier = match raw.llm_classifier {
+            Some(c) => classifier_config(c, &providers, &x, &err_at, path, &mut warnings)?,
+            None => ClassifierConfig::default(),
+        };
+
         Ok(Config {
             path: path.to_owned(),
             server,
@@ -528,6 +629,7 @@ impl Config {
             fallback_chain,
             metrics,
             health,
+            classifier,
             warnings,
         })
     }
@@ -538,6 +640,121 @@ impl Config {
             .iter()
             .filter(|p| !self.skipped.contains(&p.id))
     }
+}
+
+/// Validate `llm_classifier`. Unknown provider ids are errors when it is enabled and warnings
+/// when it is not (a disabled section must not stop start-up).
+fn classifier_config(
+    raw: RawClassifier,
+    providers: &[ProviderConfig],
+    x: &dyn Fn(&str) -> String,
+    err_at: &dyn Fn(&str, String) -> ConfigError,
+    path: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<ClassifierConfig, ConfigError> {
+    let defaults = ClassifierConfig::default();
+    let enabled = raw.enabled;
+    let mut problem = |key: &str, message: String| -> Result<(), ConfigError> {
+        if enabled {
+            Err(err_at(key, message))
+        } else {
+            warnings.push(format!("{}: {key}: {message}", path.display()));
+            Ok(())
+        }
+    };
+    let mut check_id = |key: &str, id: &str| -> Result<(), ConfigError> {
+        if providers.iter().any(|p| p.id == id) {
+            return Ok(());
+        }
+        let hint = crate::suggest::did_you_mean(id, providers.iter().map(|p| p.id.as_str()))
+            .map(|s| format!("; did you mean `{s}`?"))
+            .unwrap_or_default();
+        problem(key, format!("names unknown provider `{id}`{hint}"))
+    };
+    let provider = x(raw.classifier_provider.as_deref().unwrap_or(""))
+        .trim()
+        .to_owned();
+    if provider.is_empty() {
+        if enabled {
+            return Err(err_at(
+                "llm_classifier.classifier_provider",
+                "is required when the classifier is enabled".into(),
+            ));
+        }
+    } else {
+        check_id("llm_classifier.classifier_provider", &provider)?;
+    }
+    let fallback_on_timeout = raw
+        .fallback_on_timeout
+        .map(|s| x(&s).trim().to_owned())
+        .filter(|s| !s.is_empty());
+    if let Some(id) = &fallback_on_timeout {
+        check_id("llm_classifier.fallback_on_timeout", id)?;
+    }
+    let mut category_routing: Vec<(String, String)> = Vec::new();
+    for (label, target) in raw.category_routing.0 {
+        let label = label.trim().to_uppercase();
+        let target = x(&target).trim().to_owned();
+        let key = format!("llm_classifier.category_routing.{label}");
+        if label.is_empty() || label.chars().any(char::is_whitespace) {
+            return Err(err_at(&key, "a label is one word".into()));
+        }
+        if category_routing.iter().any(|(l, _)| *l == label) {
+            return Err(err_at(&key, format!("label `{label}` is listed twice")));
+        }
+        check_id(&key, &target)?;
+        category_routing.push((label, target));
+    }
+    let timeout_ms = raw
+        .timeout_ms
+        .unwrap_or(defaults.timeout.as_millis() as u64);
+    if timeout_ms == 0 {
+        return Err(err_at(
+            "llm_classifier.timeout_ms",
+            "must be at least 1".into(),
+        ));
+    }
+    let max_tokens = raw.max_classify_tokens.unwrap_or(defaults.max_tokens);
+    if max_tokens == 0 {
+        return Err(err_at(
+            "llm_classifier.max_classify_tokens",
+            "must be at least 1".into(),
+        ));
+    }
+    let prompt = raw.prompt.unwrap_or(defaults.prompt);
+    if !prompt.contains("{last_user_message}") {
+        warnings.push(format!(
+            "{}: llm_classifier.prompt has no `{{last_user_message}}`: the classifier will not see the request",
+            path.display()
+        ));
+    }
+    if enabled && category_routing.is_empty() {
+        warnings.push(format!(
+            "{}: llm_classifier.category_routing is empty: no answer of the classifier is a known label",
+            path.display()
+        ));
+    }
+    let cache_ttl = match raw.cache_ttl_s {
+        Some(s) if !(s.is_finite() && s >= 0.0) => {
+            return Err(err_at(
+                "llm_classifier.cache_ttl_s",
+                "must be a number of seconds, 0 or more".into(),
+            ))
+        }
+        Some(s) => Duration::from_secs_f64(s),
+        None => defaults.cache_ttl,
+    };
+    Ok(ClassifierConfig {
+        enabled,
+        provider,
+        max_tokens,
+        timeout: Duration::from_millis(timeout_ms),
+        fallback_on_timeout,
+        prompt,
+        category_routing,
+        cache_entries: raw.cache_entries.unwrap_or(defaults.cache_entries),
+        cache_ttl,
+    })
 }
 
 fn valid_id(id: &str) -> bool {

@@ -20,6 +20,7 @@ pub const MAX_ATTEMPTS: usize = 32;
 const VERSION: u8 = 1;
 const FLAG_ESTIMATED: u8 = 1;
 const FLAG_STREAM: u8 = 2;
+const FLAG_CLASSIFICATION: u8 = 4;
 
 /// A provider that was tried and failed before the request was answered (or given up on).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -62,6 +63,9 @@ pub struct RequestEvent {
     pub stream: bool,
     /// The client-visible error code or message; never request content, never a secret.
     pub error: Option<String>,
+    /// The classifier's own call (layer `classification`), not a client request.
+    #[serde(default)]
+    pub classification: bool,
 }
 
 impl RequestEvent {
@@ -133,6 +137,9 @@ impl RequestEvent {
         if self.stream {
             flags |= FLAG_STREAM;
         }
+        if self.classification {
+            flags |= FLAG_CLASSIFICATION;
+        }
         out.push(flags);
         put_f64(out, self.cost_usd);
         put_opt_str(out, self.error.as_deref().map(truncate));
@@ -193,6 +200,7 @@ impl RequestEvent {
             cost_usd,
             stream: flags & FLAG_STREAM != 0,
             error,
+            classification: flags & FLAG_CLASSIFICATION != 0,
         })
     }
 }
@@ -249,6 +257,7 @@ mod tests {
             cost_usd: 0.000_484,
             stream: true,
             error: None,
+            classification: false,
         }
     }
 
@@ -293,7 +302,7 @@ mod tests {
             ts in any::<u64>(), model in ".{0,20}", provider in proptest::option::of("[a-z-]{1,12}"),
             status in any::<u16>(), lat in 0.0f64..1e7, ttfb in proptest::option::of(0.0f64..1e6),
             toks in any::<[u64; 4]>(), est in any::<bool>(), stream in any::<bool>(),
-            cost in 0.0f64..1e3, err in proptest::option::of(".{0,40}"),
+            cost in 0.0f64..1e3, err in proptest::option::of(".{0,40}"), class in any::<bool>(),
             attempts in proptest::collection::vec(("[a-z]{1,8}", ".{0,20}"), 0..4),
         ) {
             let ev = RequestEvent {
@@ -302,7 +311,7 @@ mod tests {
                 attempts: attempts.into_iter().map(|(provider, error)| AttemptRecord { provider, error }).collect(),
                 status, latency_ms: lat, ttfb_ms: ttfb,
                 prompt_tokens: toks[0], completion_tokens: toks[1], cache_hit_tokens: toks[2], cache_miss_tokens: toks[3],
-                usage_estimated: est, cost_usd: cost, stream, error: err,
+                usage_estimated: est, cost_usd: cost, stream, error: err, classification: class,
             };
             let mut buf = Vec::new();
             ev.encode(&mut buf);

@@ -268,6 +268,7 @@ fn recent_row(id: u64, ev: &RequestEvent) -> Value {
         "ttfb_ms": ev.ttfb_ms.map(|t| round_to(t, 1)),
         "stream": ev.stream,
         "usage_estimated": ev.usage_estimated,
+        "classification": ev.classification,
     })
 }
 

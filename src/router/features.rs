@@ -36,6 +36,8 @@ pub struct Features<'t, 'r> {
     table: &'t RouteTable,
     req: &'r ChatRequest<'r>,
     headers: &'r HeaderMap,
+    /// The classifier's answer; `""` until the classifier layer is reached.
+    label: &'r str,
     slots: Vec<SlotState<'r>>,
     tokens: Option<u64>,
     images: Option<bool>,
@@ -52,12 +54,19 @@ impl<'t, 'r> Features<'t, 'r> {
             table,
             req,
             headers,
+            label: "",
             slots,
             tokens: None,
             images: None,
             scores: vec![None; table.sets.len()],
             regexes: vec![0; table.regexes.len()],
         }
+    }
+
+    /// The same features with the classifier's answer as `label`.
+    pub fn with_label(mut self, label: &'r str) -> Self {
+        self.label = label;
+        self
     }
 
     /// Run a rule's program.
@@ -149,7 +158,7 @@ impl<'t, 'r> Features<'t, 'r> {
         }
         let field = self.table.slots.get(slot as usize).map(|i| &i.field);
         let raw = match field {
-            Some(f) => field_text(f, self.req, self.headers),
+            Some(f) => field_text(f, self.req, self.headers, self.label),
             None => Cow::Borrowed(""),
         };
         self.slots[slot as usize].raw = Some(raw);
@@ -360,10 +369,11 @@ fn field_text<'r>(
     field: &TextField,
     req: &'r ChatRequest<'r>,
     headers: &HeaderMap,
+    label: &'r str,
 ) -> Cow<'r, str> {
     match field {
         TextField::Model => Cow::Borrowed(req.model.as_ref()),
-        TextField::Label => Cow::Borrowed(""),
+        TextField::Label => Cow::Borrowed(label),
         TextField::Header(name) => Cow::Owned(
             headers
                 .get(name.as_str())
@@ -371,13 +381,7 @@ fn field_text<'r>(
                 .unwrap_or("")
                 .to_owned(),
         ),
-        TextField::LastUser => req
-            .messages
-            .iter()
-            .rev()
-            .filter(|m| m.role == Role::User)
-            .find_map(person_text)
-            .unwrap_or(Cow::Borrowed("")),
+        TextField::LastUser => last_user_text(req),
         TextField::User => join(
             req.messages
                 .iter()
@@ -391,6 +395,16 @@ fn field_text<'r>(
                 .map(|m| m.content.text()),
         ),
     }
+}
+
+/// The last user message a person wrote (client-internal context messages are skipped).
+pub fn last_user_text<'r>(req: &'r ChatRequest<'r>) -> Cow<'r, str> {
+    req.messages
+        .iter()
+        .rev()
+        .filter(|m| m.role == Role::User)
+        .find_map(person_text)
+        .unwrap_or(Cow::Borrowed(""))
 }
 
 /// Texts joined by newlines, borrowed when there is only one.

@@ -123,6 +123,16 @@ pub struct CompiledRule {
     pub(crate) explain: Option<crate::rules::explain::XCond>,
 }
 
+impl CompiledRule {
+    fn decision(&self) -> Decision {
+        Decision {
+            layer: self.layer,
+            rule: self.name.clone(),
+            targets: self.targets.clone(),
+        }
+    }
+}
+
 /// What `/health` shows about the loaded rules.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TableInfo {
@@ -169,11 +179,54 @@ impl RouteTable {
         }
     }
 
+    /// Where the classifier layer's rules start in [`rules`](Self::rules) (rules are sorted
+    /// by layer, so they are the tail).
+    pub fn classifier_start(&self) -> usize {
+        self.rules.partition_point(|r| r.layer != Layer::Classifier)
+    }
+
+    /// Whether any rule is written in `layer classifier`.
+    pub fn has_classifier_rules(&self) -> bool {
+        self.classifier_start() < self.rules.len()
+    }
+
+    /// The static and heuristic layers only: the winning rule's decision, or `None` when the
+    /// request reaches the classifier layer. With the classifier enabled, the server calls
+    /// this first and asks the classifier only on `None`.
+    pub fn decide_before_classifier(
+        &self,
+        req: &ChatRequest<'_>,
+        headers: &HeaderMap,
+    ) -> Option<Decision> {
+        let mut features = Features::new(self, req, headers);
+        let end = self.classifier_start();
+        self.rules[..end]
+            .iter()
+            .find(|r| features.run(&r.prog))
+            .map(CompiledRule::decision)
+    }
+
+    /// The classifier layer's rules with `label` as the classifier's answer; `None` when none
+    /// matches (the request then goes to the `default`, see [`default_decision`](Self::default_decision)).
+    pub fn decide_classified(
+        &self,
+        req: &ChatRequest<'_>,
+        headers: &HeaderMap,
+        label: &str,
+    ) -> Option<Decision> {
+        let mut features = Features::new(self, req, headers).with_label(label);
+        self.rules[self.classifier_start()..]
+            .iter()
+            .find(|r| features.run(&r.prog))
+            .map(CompiledRule::decision)
+    }
+
     pub(crate) fn first_match(&self, features: &mut Features<'_, '_>) -> Option<&CompiledRule> {
         self.rules.iter().find(|r| features.run(&r.prog))
     }
 
-    pub(crate) fn default_decision(&self) -> Decision {
+    /// The `default` route's decision (layer `default`), or `no-match` when there is none.
+    pub fn default_decision(&self) -> Decision {
         match &self.default {
             Some(targets) => Decision {
                 layer: Layer::Default,

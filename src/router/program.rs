@@ -26,8 +26,8 @@ pub enum TextField {
     LastUser,
     /// System and developer messages, joined by newlines.
     System,
-    /// The classifier's answer. The classifier layer is a later issue: for now `label` is
-    /// always `""`, so `label == "X"` never matches (and nothing panics).
+    /// The classifier's answer (an upper-case label such as `REASONING`); `""` when the
+    /// classifier is disabled or gave no usable answer.
     Label,
     /// A request header by lowercase name; `""` when absent or not UTF-8.
     Header(String),

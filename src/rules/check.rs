@@ -17,6 +17,10 @@ pub struct Providers {
     pub defined: Vec<String>,
     /// The defined providers that are loaded (have a key).
     pub loaded: Vec<String>,
+    /// `llm_classifier.enabled`.
+    pub classifier_enabled: bool,
+    /// The labels the classifier can answer (`llm_classifier.category_routing`'s keys).
+    pub labels: Vec<String>,
 }
 
 impl Providers {
@@ -24,6 +28,8 @@ impl Providers {
         Providers {
             defined: cfg.providers.iter().map(|p| p.id.clone()).collect(),
             loaded: cfg.loaded_providers().map(|p| p.id.clone()).collect(),
+            classifier_enabled: cfg.classifier.enabled,
+            labels: cfg.classifier.labels().map(str::to_owned).collect(),
         }
     }
 
@@ -33,6 +39,7 @@ impl Providers {
         Providers {
             defined: ids.clone(),
             loaded: ids,
+            ..Providers::default()
         }
     }
 }
@@ -205,6 +212,8 @@ pub fn check(files: &[RulesFile], providers: &Providers, sources: &SourceMap) ->
         targets_seen.extend(r.route.iter());
     }
 
+    check_classifier(&col, providers, &set_spans, &mut out);
+
     // Defaults.
     let mut defaults = files.iter().flat_map(|f| {
         f.items.iter().filter_map(|i| match i {
@@ -344,6 +353,85 @@ fn check_expr(
         }
         Expr::Not(inner, _) => check_expr(inner, sets, out, used).map(|n| N::Not(Box::new(n))),
         Expr::Test(t) => check_test(t, sets, out, used),
+    }
+}
+
+/// Classifier rules while the classifier is off, and `label` compared with a label the
+/// classifier cannot answer.
+fn check_classifier(
+    col: &Collected<'_>,
+    providers: &Providers,
+    sets: &HashMap<String, Span>,
+    out: &mut Vec<Diagnostic>,
+) {
+    for (layer, rule) in &col.rules {
+        if *layer == Layer::Classifier && !providers.classifier_enabled {
+            out.push(
+                Diagnostic::warning(
+                    codes::CLASSIFIER_DISABLED,
+                    format!(
+                        "rule `{}` is in layer classifier, but the classifier is disabled",
+                        rule.name.name
+                    ),
+                    Some(rule.name.span),
+                )
+                .with_label("`label` is always \"\" here")
+                .with_help("set `llm_classifier.enabled: true` in config.yaml"),
+            );
+        }
+        if let Some(w) = &rule.when {
+            label_literals(
+                w,
+                &mut |lit| {
+                    let Value::Str(text) = &lit.value else { return };
+                    let upper = text.trim().to_uppercase();
+                    if upper.is_empty() || providers.labels.contains(&upper) {
+                        return;
+                    }
+                    if *layer != Layer::Classifier && !providers.classifier_enabled {
+                        return;
+                    }
+                    let d = Diagnostic::warning(
+                        codes::UNKNOWN_LABEL,
+                        format!("no classifier category produces the label {text:?}"),
+                        Some(lit.span),
+                    )
+                    .with_label("this comparison is never true");
+                    out.push(
+                        match did_you_mean(&upper, providers.labels.iter().map(String::as_str)) {
+                            Some(h) => d.with_help(h),
+                            None if providers.labels.is_empty() => d.with_help(
+                                "llm_classifier.category_routing in config.yaml lists no labels",
+                            ),
+                            None => d.with_help(format!(
+                                "the classifier answers one of: {}",
+                                providers.labels.join(", ")
+                            )),
+                        },
+                    );
+                },
+                sets,
+            );
+        }
+    }
+}
+
+/// Calls `f` on every literal a `label ==`, `!=` or `in` test compares with.
+fn label_literals(e: &Expr, f: &mut dyn FnMut(&Literal), sets: &HashMap<String, Span>) {
+    match e {
+        Expr::Or(v, _) | Expr::And(v, _) => v.iter().for_each(|e| label_literals(e, f, sets)),
+        Expr::Not(inner, _) => label_literals(inner, f, sets),
+        Expr::Test(t) => {
+            let is_label = matches!(
+                resolve(&t.operand, sets),
+                Ok(Resolved::Text(crate::router::program::TextField::Label))
+            );
+            match &t.op {
+                Some((Op::Cmp(CmpOp::Eq | CmpOp::Ne, lit), _)) if is_label => f(lit),
+                Some((Op::In(list), _)) if is_label => list.iter().for_each(f),
+                _ => {}
+            }
+        }
     }
 }
 

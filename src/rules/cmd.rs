@@ -141,6 +141,7 @@ pub fn route_explain_cmd(
     rules: &Path,
     format: Format,
     request_json: &[u8],
+    classify: bool,
     out: &mut dyn Write,
 ) -> i32 {
     let cfg = match Config::load(config) {
@@ -176,11 +177,16 @@ pub fn route_explain_cmd(
         }
     }
     let loaded: Vec<&str> = cfg.loaded_providers().map(|p| p.id.as_str()).collect();
+    let mut classifier_note: Option<String> = None;
     let (decision, steps) = if loaded.contains(&req.model.as_ref()) {
         (Decision::direct(req.model.as_ref().into()), Vec::new())
-    } else {
+    } else if !cfg.classifier.enabled {
         let t = super::explain::explain(&table, &req, &headers);
         (t.decision, t.steps)
+    } else {
+        let (d, steps, note) = explain_with_classifier(&cfg, &table, &req, &headers, classify);
+        classifier_note = note;
+        (d, steps)
     };
     let chain = decision.chain(&cfg.fallback_chain, |id| loaded.contains(&id));
     let provider = chain.first().copied();
@@ -195,6 +201,7 @@ pub fn route_explain_cmd(
                 "trace": steps.iter().map(|s| json!({
                     "layer": s.layer.as_str(), "rule": &*s.rule, "matched": s.matched, "why": s.why,
                 })).collect::<Vec<_>>(),
+                "classifier": classifier_note,
             });
             writeln!(
                 out,
@@ -235,6 +242,9 @@ pub fn route_explain_cmd(
                     ));
                 }
             }
+            if let Some(note) = &classifier_note {
+                s.push_str(&format!("\nclassifier: {note}\n"));
+            }
             out.write_all(s.as_bytes())
         }
     };
@@ -243,6 +253,97 @@ pub fn route_explain_cmd(
     } else {
         EXIT_OK
     }
+}
+
+/// The static and heuristic rules; then, if the request reaches the classifier layer, where
+/// the classifier is asked: with `classify`, really (one call to the classifier provider),
+/// else the route taken when it gives no answer. Also a line about the classifier, if reached.
+fn explain_with_classifier(
+    cfg: &Config,
+    table: &crate::router::RouteTable,
+    req: &ChatRequest<'_>,
+    headers: &http::HeaderMap,
+    classify: bool,
+) -> (Decision, Vec<super::explain::Step>, Option<String>) {
+    use crate::classifier::{self, Answer};
+    use crate::router::Layer;
+    let c = &cfg.classifier;
+    let start = table.classifier_start();
+    let (decided, mut steps) = super::explain::explain_rules(table, req, headers, "", 0..start);
+    if let Some(d) = decided {
+        return (d, steps, None);
+    }
+    let text = crate::router::features::last_user_text(req);
+    if !classifier::worth_asking(table, c, &text) {
+        let why = if text.trim().is_empty() {
+            "not asked: the request has no user message to classify"
+        } else {
+            "not asked: no classifier rules and no category_routing"
+        };
+        return (table.default_decision(), steps, Some(why.to_owned()));
+    }
+    let mut step = |matched: bool, why: String| {
+        steps.push(super::explain::Step {
+            layer: Layer::Classifier,
+            rule: std::sync::Arc::from("llm-classifier"),
+            matched,
+            why,
+        })
+    };
+    if !classify {
+        let answer = Answer::Failed("not asked".into());
+        let d = classifier::decide_with(table, c, req, headers, &answer);
+        step(
+            false,
+            format!(
+                "`{}` would be asked here (run with --classify to ask it)",
+                c.provider
+            ),
+        );
+        let note = format!(
+            "would ask `{}`; shown: the route when it gives no answer",
+            c.provider
+        );
+        return (d, steps, Some(note));
+    }
+    let answer = ask_classifier(cfg, &text);
+    let (label, why) = match &answer {
+        Answer::Label(l) => (l.to_string(), format!("`{}` answered {l}", c.provider)),
+        Answer::Failed(e) => (
+            String::new(),
+            format!("`{}` gave no answer: {e}", c.provider),
+        ),
+    };
+    step(!label.is_empty(), why.clone());
+    let d = if matches!(answer, Answer::Label(_)) && table.has_classifier_rules() {
+        let (d, more) =
+            super::explain::explain_rules(table, req, headers, &label, start..table.rules().len());
+        steps.extend(more);
+        d.unwrap_or_else(|| table.default_decision())
+    } else {
+        classifier::decide_with(table, c, req, headers, &answer)
+    };
+    (d, steps, Some(why))
+}
+
+/// One real classification for `route --explain --classify`.
+fn ask_classifier(cfg: &Config, text: &str) -> crate::classifier::Answer {
+    use crate::classifier::{Answer, Classifier};
+    let providers = match crate::providers::ProviderSet::build(cfg, None) {
+        Ok(p) => p,
+        Err(e) => return Answer::Failed(e.to_string().into()),
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return Answer::Failed(e.to_string().into()),
+    };
+    let metrics = crate::metrics::Metrics::disabled();
+    let provider = providers.get(&cfg.classifier.provider);
+    rt.block_on(Classifier::new().classify(&cfg.classifier, provider, text, &metrics))
+        .answer
 }
 
 /// `clawgate import-config OLD_CONFIG.yaml`: print the `.rules` equivalent of an original

@@ -67,6 +67,10 @@ pub mod codes {
     pub const UNUSED_KEYWORD: &str = "W005";
     /// No `.rules` files were found.
     pub const NO_RULES: &str = "W006";
+    /// A `layer classifier` rule while `llm_classifier.enabled` is false: it only ever sees `label == ""`.
+    pub const CLASSIFIER_DISABLED: &str = "W007";
+    /// `label` compared with a string that no `category_routing` label produces.
+    pub const UNKNOWN_LABEL: &str = "W008";
 }
 
 /// One finding about the rules.

@@ -56,9 +56,25 @@ pub struct Trace {
 
 /// Decide like [`RouteTable::decide`], recording why each earlier rule did not match.
 pub fn explain(table: &RouteTable, req: &ChatRequest<'_>, headers: &HeaderMap) -> Trace {
-    let mut f = Features::new(table, req, headers);
+    let (decided, steps) = explain_rules(table, req, headers, "", 0..table.rules().len());
+    Trace {
+        decision: decided.unwrap_or_else(|| table.default_decision()),
+        steps,
+    }
+}
+
+/// Try the rules `range` of [`RouteTable::rules`] with `label` as the classifier's answer:
+/// the first matching rule's decision (or `None`) and every rule tried.
+pub fn explain_rules(
+    table: &RouteTable,
+    req: &ChatRequest<'_>,
+    headers: &HeaderMap,
+    label: &str,
+    range: std::ops::Range<usize>,
+) -> (Option<Decision>, Vec<Step>) {
+    let mut f = Features::new(table, req, headers).with_label(label);
     let mut steps = Vec::new();
-    for rule in table.rules() {
+    for rule in &table.rules()[range] {
         let matched = f.run(&rule.prog);
         let why = match &rule.explain {
             None => "no condition: always matches".to_owned(),
@@ -71,20 +87,15 @@ pub fn explain(table: &RouteTable, req: &ChatRequest<'_>, headers: &HeaderMap) -
             why,
         });
         if matched {
-            return Trace {
-                decision: Decision {
-                    layer: rule.layer,
-                    rule: rule.name.clone(),
-                    targets: rule.targets.clone(),
-                },
-                steps,
+            let decision = Decision {
+                layer: rule.layer,
+                rule: rule.name.clone(),
+                targets: rule.targets.clone(),
             };
+            return (Some(decision), steps);
         }
     }
-    Trace {
-        decision: table.default_decision(),
-        steps,
-    }
+    (None, steps)
 }
 
 fn eval(c: &Cond, f: &mut Features<'_, '_>) -> bool {

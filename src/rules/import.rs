@@ -360,9 +360,9 @@ fn import_classifier(section: &Value, out: &mut String, names: &mut Vec<String>)
     let mut body = String::new();
     let _ = writeln!(
         body,
-        "  # WARNING: the classifier layer is not implemented yet: `label` is always \"\", so these\n  \
-         # rules never match. (The original's classifier never ran either: nothing set its\n  \
-         # classify function.)"
+        "  # The classifier itself (provider, prompt, timeout) stays in config.yaml: copy the\n  \
+         # llm_classifier section there as it is. These rules route on its answer.\n  \
+         # (The original's classifier never ran: nothing set its classify function.)"
     );
     for (cat, target) in routing {
         let Some(cat) = cat.as_str() else { continue };

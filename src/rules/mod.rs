@@ -19,7 +19,8 @@
 //!   skipped, and `user` leaves them out too.
 //! - `tokens` estimates the prompt as characters / 4 over all messages and tool definitions.
 //! - `max_tokens` is 0 when the request gives none; `header("x")` is `""` when absent;
-//!   `label` is always `""` until the classifier layer exists.
+//!   `label` is the classifier's answer in `layer classifier` rules (see [`crate::classifier`])
+//!   and `""` everywhere else.
 
 pub mod ast;
 pub mod check;

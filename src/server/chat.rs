@@ -12,6 +12,7 @@ use super::error::ApiError;
 use super::handoff::StreamHandoff;
 use super::observe::ObservedStream;
 use super::state::AppState;
+use crate::classifier::{self, Answer};
 use crate::metrics::{usage, AttemptRecord, RequestEvent};
 use crate::providers::dispatch::{dispatch, Attempt, Outcome};
 use crate::request::ChatRequest;
@@ -21,6 +22,7 @@ pub const PROVIDER: &str = "x-clawgate-provider";
 pub const LAYER: &str = "x-clawgate-layer";
 pub const RULE: &str = "x-clawgate-rule";
 pub const ATTEMPTS: &str = "x-clawgate-attempts";
+pub const LABEL: &str = "x-clawgate-label";
 
 /// Read the body, refusing more than `limit` bytes.
 pub async fn read_body<S, B>(headers: &HeaderMap, body: S, limit: usize) -> Result<Bytes, ApiError>
@@ -169,9 +171,9 @@ async fn complete(
     event.requested_model = req.model.to_string();
     event.stream = req.stream;
     let snapshot = state.snapshot.load_full();
-    let decision = match snapshot.providers.get(&req.model) {
-        Some(p) => Decision::direct(Arc::clone(&p.id)),
-        None => snapshot.routes.decide(&req, headers),
+    let (decision, label) = match snapshot.providers.get(&req.model) {
+        Some(p) => (Decision::direct(Arc::clone(&p.id)), None),
+        None => route(state, &snapshot, &req, headers).await,
     };
     let layer = decision.layer.as_str();
     event.layer = layer.to_owned();
@@ -239,6 +241,9 @@ async fn complete(
         .header(PROVIDER, header_value(&provider.id))
         .header(LAYER, HeaderValue::from_static(layer))
         .header(RULE, header_value(&decision.rule));
+    if let Some(label) = &label {
+        builder = builder.header(LABEL, header_value(label));
+    }
     if !attempts.is_empty() {
         let mut tried: Vec<&str> = attempts.iter().map(|a| &*a.provider).collect();
         tried.push(&provider.id);
@@ -289,6 +294,39 @@ async fn complete(
             e.to_string(),
         )
     })
+}
+
+/// The rules' decision for a request that did not name a provider, asking the classifier
+/// when the request reaches its layer; also the classifier's label, when it gave one.
+async fn route(
+    state: &AppState,
+    snapshot: &super::state::Snapshot,
+    req: &ChatRequest<'_>,
+    headers: &HeaderMap,
+) -> (Decision, Option<Arc<str>>) {
+    let routes = &snapshot.routes;
+    let cfg = &snapshot.config.classifier;
+    if !cfg.enabled {
+        return (routes.decide(req, headers), None);
+    }
+    if let Some(d) = routes.decide_before_classifier(req, headers) {
+        return (d, None);
+    }
+    let text = crate::router::features::last_user_text(req);
+    if !classifier::worth_asking(routes, cfg, &text) {
+        return (routes.default_decision(), None);
+    }
+    let provider = snapshot.providers.get(&cfg.provider);
+    let c = state
+        .classifier
+        .classify(cfg, provider, &text, &state.metrics)
+        .await;
+    let decision = classifier::decide_with(routes, cfg, req, headers, &c.answer);
+    let label = match c.answer {
+        Answer::Label(l) => Some(l),
+        Answer::Failed(_) => None,
+    };
+    (decision, label)
 }
 
 enum Body {

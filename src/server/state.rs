@@ -68,6 +68,8 @@ pub struct AppState {
     pub metrics: crate::metrics::Metrics,
     /// Set once the server runs with a reloader (`POST /admin/reload`).
     pub reloader: std::sync::OnceLock<Arc<crate::reload::Reloader>>,
+    /// The LLM classifier's answer cache and in-flight calls (kept across reloads).
+    pub classifier: crate::classifier::Classifier,
 }
 
 impl AppState {
@@ -78,6 +80,7 @@ impl AppState {
             started: Instant::now(),
             started_at: SystemTime::now(),
             reloader: std::sync::OnceLock::new(),
+            classifier: crate::classifier::Classifier::new(),
         })
     }
 }
