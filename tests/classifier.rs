@@ -232,6 +232,10 @@ async fn an_identical_prompt_is_answered_from_the_cache() {
         assert_eq!(r.provider, "thinker");
     }
     assert_eq!(w.judge.hits(), 1, "the second and third were cached");
+    let health = w.gate.get_json("/health").await;
+    assert_eq!(health["classifier"]["enabled"], true);
+    assert_eq!(health["classifier"]["provider"], "judge");
+    assert_eq!(health["classifier"]["cached_answers"], 1);
     send(&w.gate, &ask("A different question entirely, please")).await;
     assert_eq!(w.judge.hits(), 2);
 }

@@ -25,10 +25,15 @@ pub const ATTEMPTS: &str = "x-clawgate-attempts";
 pub const LABEL: &str = "x-clawgate-label";
 
 /// Read the body, refusing more than `limit` bytes.
-pub async fn read_body<S, B>(headers: &HeaderMap, body: S, limit: usize) -> Result<Bytes, ApiError>
+pub async fn read_body<S, B, E>(
+    headers: &HeaderMap,
+    body: S,
+    limit: usize,
+) -> Result<Bytes, ApiError>
 where
-    S: Stream<Item = Result<B, warp::Error>> + Send,
+    S: Stream<Item = Result<B, E>> + Send,
     B: Buf,
+    E: std::fmt::Display,
 {
     let too_large = || {
         ApiError::new(

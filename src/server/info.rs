@@ -42,8 +42,25 @@ pub fn health(state: &AppState) -> Response {
         "providers": providers,
         "skipped_providers": snapshot.config.skipped,
         "fallback_chain": snapshot.providers_chain_ids(),
+        "classifier": classifier_json(state, &snapshot),
     });
     warp::reply::json(&body).into_response()
+}
+
+/// `/health.classifier`: whether the LLM classifier is on, whom it asks, and its cache.
+fn classifier_json(state: &AppState, snapshot: &super::state::Snapshot) -> serde_json::Value {
+    let c = &snapshot.config.classifier;
+    if !c.enabled {
+        return json!({ "enabled": false });
+    }
+    json!({
+        "enabled": true,
+        "provider": c.provider,
+        "provider_loaded": snapshot.providers.get(&c.provider).is_some(),
+        "labels": c.labels().collect::<Vec<_>>(),
+        "rules": snapshot.routes.has_classifier_rules(),
+        "cached_answers": state.classifier.cached(),
+    })
 }
 
 pub fn models(state: &AppState) -> Response {

@@ -69,16 +69,7 @@ pub fn routes(
                 match read.await {
                     Ok(Ok(body)) => chat::handle(state, headers, body).await,
                     Ok(Err(e)) => e.into_response(),
-                    Err(_) => ApiError::new(
-                        http::StatusCode::REQUEST_TIMEOUT,
-                        "invalid_request_error",
-                        "request_timeout",
-                        format!(
-                            "the request body did not arrive within {}s",
-                            BODY_TIMEOUT.as_secs()
-                        ),
-                    )
-                    .into_response(),
+                    Err(_) => body_timeout().into_response(),
                 }
             },
         )
@@ -255,7 +246,7 @@ pub async fn serve(
     grace: Duration,
     signal: impl Future<Output = ()>,
 ) {
-    let filter = routes(state);
+    let filter = routes(Arc::clone(&state));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut signal = std::pin::pin!(signal);
     loop {
@@ -273,10 +264,16 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let warp_service = warp::service(filter.clone());
+        let state = Arc::clone(&state);
         let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
-            req.extensions_mut().insert(PeerAddr(peer));
             let mut warp_service = warp_service.clone();
+            let state = Arc::clone(&state);
             async move {
+                // The hot path skips warp's filter chain (and its copy of the headers).
+                if is_chat_completion(&req) {
+                    return Ok::<_, Infallible>(chat_completion(state, req).await);
+                }
+                req.extensions_mut().insert(PeerAddr(peer));
                 let Ok(resp) = warp_service.call(req).await;
                 Ok::<_, Infallible>(into_streaming(resp))
             }
@@ -308,6 +305,66 @@ pub async fn serve(
     {
         tracing::warn!("grace period over; closing the remaining connections");
     }
+}
+
+fn is_chat_completion(req: &http::Request<Incoming>) -> bool {
+    req.method() == http::Method::POST
+        && matches!(
+            req.uri().path(),
+            "/v1/chat/completions" | "/chat/completions"
+        )
+}
+
+/// `POST /v1/chat/completions` straight from hyper: the same steps as the warp route.
+async fn chat_completion(
+    state: Arc<AppState>,
+    req: http::Request<Incoming>,
+) -> http::Response<ResponseBody> {
+    let (parts, body) = req.into_parts();
+    let headers = parts.headers;
+    let resp = match chat::authorize(&state, &headers) {
+        Err(e) => e.into_response(),
+        Ok(()) => {
+            let limit = state.snapshot.load().config.server.max_body_bytes();
+            let frames = http_body_util::BodyStream::new(body)
+                .try_filter_map(|f| futures_util::future::ready(Ok(f.into_data().ok())));
+            match tokio::time::timeout(BODY_TIMEOUT, chat::read_body(&headers, frames, limit)).await
+            {
+                Ok(Ok(body)) => chat::handle(state, headers, body).await,
+                Ok(Err(e)) => e.into_response(),
+                Err(_) => body_timeout().into_response(),
+            }
+        }
+    };
+    let (mut parts, body) = resp.into_parts();
+    if let Some(stream) = parts
+        .extensions
+        .remove::<StreamHandoff>()
+        .and_then(|h| h.take())
+    {
+        let frames = stream
+            .map_ok(Frame::data)
+            .map_err(|e| Box::new(e) as BoxError);
+        return http::Response::from_parts(parts, StreamBody::new(frames).boxed_unsync());
+    }
+    http::Response::from_parts(
+        parts,
+        http_body_util::Full::new(body)
+            .map_err(|e: Infallible| match e {})
+            .boxed_unsync(),
+    )
+}
+
+fn body_timeout() -> ApiError {
+    ApiError::new(
+        http::StatusCode::REQUEST_TIMEOUT,
+        "invalid_request_error",
+        "request_timeout",
+        format!(
+            "the request body did not arrive within {}s",
+            BODY_TIMEOUT.as_secs()
+        ),
+    )
 }
 
 /// Swap in a handed-off stream as the body, or box warp's body as it is.
