@@ -265,15 +265,16 @@ async fn attempt(provider: &Arc<Provider>, req: &ChatRequest<'_>) -> Result<Answ
             }
         })?,
         None => UpstreamRequest {
-            url: provider.chat_url.clone(),
+            url: String::new(),
             headers: Vec::new(),
             body: req.upstream_body(&provider.config.model, provider.config.max_tokens),
         },
     };
-    let mut builder = provider
-        .client
-        .post(&upstream.url)
-        .headers(provider.headers.clone());
+    let mut builder = match &provider.translator {
+        Some(_) => provider.client.post(&upstream.url),
+        None => provider.client.post(provider.chat_url.clone()),
+    }
+    .headers(provider.headers.clone());
     for (name, value) in upstream.headers {
         builder = builder.header(name, value);
     }

@@ -26,7 +26,8 @@ pub struct Provider {
     pub health: Health,
     client: reqwest::Client,
     /// `{base_url}/chat/completions` for OpenAI-compatible backends.
-    chat_url: String,
+    /// `{base_url}/chat/completions`, parsed once (passed through backends only).
+    chat_url: reqwest::Url,
     /// Authentication and extra headers, built once.
     headers: HeaderMap,
     /// Request/response translation for backends that do not speak OpenAI.
@@ -87,7 +88,8 @@ impl Provider {
         }
         Ok(Provider {
             id: Arc::from(config.id.as_str()),
-            chat_url: format!("{}/chat/completions", config.base_url),
+            chat_url: reqwest::Url::parse(&format!("{}/chat/completions", config.base_url))
+                .map_err(|e| err(format!("base_url is not a valid URL: {e}")))?,
             health: Health::new(circuit),
             client,
             headers,
