@@ -24,6 +24,7 @@ pub mod prometheus;
 mod rollup;
 pub mod stats;
 pub mod store;
+mod strings;
 pub mod usage;
 
 pub use cli::{stats_cmd, stats_cmd_with, RemoteServer};

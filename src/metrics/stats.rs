@@ -29,6 +29,7 @@ use serde_json::{json, Map, Value};
 use super::event::RequestEvent;
 use super::rollup::{parse_group, split_key, Agg, KIND_ATTEMPT, KIND_OK, MINUTE_MS};
 use super::store::{event_key, event_key_parts, Metrics, EVENTS, ROLLUP_HOUR, ROLLUP_MINUTE};
+use super::strings::{Lookup, STRINGS};
 
 /// `limit` when `/api/recent` is called without one.
 pub const DEFAULT_LIMIT: usize = 50;
@@ -309,14 +310,16 @@ impl Metrics {
     fn read_recent(&self, db: &Database, limit: usize) -> Result<Vec<Value>, redb::Error> {
         let txn = db.begin_read()?;
         let events = txn.open_table(EVENTS)?;
+        let mut strings = Lookup::new(Some(txn.open_table(STRINGS)?));
         let mut rows = Vec::with_capacity(limit);
         for entry in events.iter()?.rev() {
             if rows.len() >= limit {
                 break;
             }
             let (k, v) = entry?;
-            match RequestEvent::decode(v.value()) {
-                Ok(ev) => rows.push(recent_row(event_key_parts(k.value()).1, &ev)),
+            let (ts_ms, id) = event_key_parts(k.value());
+            match RequestEvent::decode(v.value(), ts_ms, &mut |r| strings.read(r)) {
+                Ok(ev) => rows.push(recent_row(id, &ev)),
                 Err(_) => self.count_corrupt(),
             }
         }

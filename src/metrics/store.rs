@@ -1,10 +1,12 @@
 //! The redb store: [`Metrics`] (a cheap `Clone` handle), the writer thread, batching and retention.
 //!
 //! Tables: `events` (key `ts_ms << 64 | id`, so time ranges and "newest first" are key ranges;
-//! value: [`RequestEvent`]'s binary encoding), `rollup_minute` and `rollup_hour` (see
-//! [`rollup`](super::rollup)), and `meta` (the next event id). Each batch is one write
-//! transaction with quick-repair on, so a killed process loses at most the batch in flight and the
-//! database reopens without a full scan.
+//! value: [`RequestEvent`]'s binary encoding), `strings` (the texts events refer to, see
+//! [`strings`](super::strings)), `rollup_minute` and `rollup_hour` (see
+//! [`rollup`](super::rollup)), and `meta` (the next event id). A file from before `strings`
+//! existed opens as it is: the table is created, and its version-1 events are still read. Each
+//! batch is one write transaction with quick-repair on, so a killed process loses at most the
+//! batch in flight and the database reopens without a full scan.
 
 // redb::Error is large (160 bytes); it only travels on cold failure paths, and boxing it would
 // lose `?` across redb's several error types.
@@ -23,6 +25,7 @@ use serde::Serialize;
 use super::event::RequestEvent;
 use super::live::Live;
 use super::rollup::{full_key, Agg, BatchRollups, HOUR_MS, MINUTE_MS};
+use super::strings::{Interner, STRINGS};
 
 /// Events queued between the request path and the writer; past this, events are dropped.
 pub const QUEUE_CAPACITY: usize = 10_000;
@@ -185,7 +188,7 @@ impl Metrics {
             path: path.to_owned(),
             source: Box::new(source),
         };
-        let next_id = init_tables(&db).map_err(storage)?;
+        let (next_id, strings) = init_tables(&db).map_err(storage)?;
 
         let (tx, rx) = sync_channel(QUEUE_CAPACITY);
         let counters = Arc::new(Counters::default());
@@ -194,6 +197,7 @@ impl Metrics {
             rx,
             counters: counters.clone(),
             next_id,
+            strings,
             retention_ms: u64::from(retention_days) * DAY_MS,
             // Prune once at start-up.
             prune_pending: true,
@@ -224,10 +228,12 @@ impl Metrics {
             });
         }
         let db = open_db(path, false)?;
-        init_tables(&db).map_err(|source| MetricsError::Storage {
-            path: path.to_owned(),
-            source: Box::new(source),
-        })?;
+        init_tables(&db)
+            .map(drop)
+            .map_err(|source| MetricsError::Storage {
+                path: path.to_owned(),
+                source: Box::new(source),
+            })?;
         Ok(Metrics::with_db(Some(Arc::new(db)), Some(path.to_owned())))
     }
 
@@ -346,19 +352,20 @@ impl Drop for Shared {
     }
 }
 
-/// Creates the tables if needed and returns the next event id.
-fn init_tables(db: &Database) -> Result<u64, redb::Error> {
+/// Creates the tables if needed; returns the next event id and the string dictionary.
+fn init_tables(db: &Database) -> Result<(u64, Interner), redb::Error> {
     let txn = db.begin_write()?;
-    let next_id = {
+    let found = {
         txn.open_table(EVENTS)?;
         txn.open_table(ROLLUP_MINUTE)?;
         txn.open_table(ROLLUP_HOUR)?;
+        let strings = Interner::load(&txn.open_table(STRINGS)?)?;
         let meta = txn.open_table(META)?;
         let id = meta.get(NEXT_ID)?.map(|g| g.value()).unwrap_or(1);
-        id
+        (id, strings)
     };
     txn.commit()?;
-    Ok(next_id)
+    Ok(found)
 }
 
 struct Writer {
@@ -366,6 +373,7 @@ struct Writer {
     rx: Receiver<Msg>,
     counters: Arc<Counters>,
     next_id: u64,
+    strings: Interner,
     /// 0 = keep everything.
     retention_ms: u64,
     prune_pending: bool,
@@ -440,13 +448,15 @@ impl Writer {
     }
 
     fn commit(&mut self, batch: &[RequestEvent]) {
-        match write_batch(&self.db, batch, self.next_id) {
+        match write_batch(&self.db, batch, self.next_id, &mut self.strings) {
             Ok(next) => {
+                self.strings.commit();
                 self.next_id = next;
                 self.counters.written.fetch_add(batch.len() as u64, Relaxed);
                 self.counters.batches.fetch_add(1, Relaxed);
             }
             Err(e) => {
+                self.strings.rollback();
                 self.counters.write_errors.fetch_add(1, Relaxed);
                 tracing::error!(events = batch.len(), error = %e, "metrics batch could not be written; its events are lost");
             }
@@ -515,6 +525,7 @@ fn write_batch(
     db: &Database,
     batch: &[RequestEvent],
     mut next_id: u64,
+    interner: &mut Interner,
 ) -> Result<u64, redb::Error> {
     let mut txn = db.begin_write()?;
     // Two-phase commit with the allocator state saved: a crash loses at most this batch and the
@@ -522,10 +533,11 @@ fn write_batch(
     txn.set_quick_repair(true);
     {
         let mut events = txn.open_table(EVENTS)?;
+        let mut strings = txn.open_table(STRINGS)?;
         let mut buf = Vec::with_capacity(256);
         for ev in batch {
             buf.clear();
-            ev.encode(&mut buf);
+            ev.encode(&mut buf, &mut |out, s| interner.put(&mut strings, out, s))?;
             events.insert(event_key(ev.ts_ms, next_id), buf.as_slice())?;
             next_id += 1;
         }
@@ -597,4 +609,166 @@ fn prune_chunk(
     }
     txn.commit()?;
     Ok(more)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::AttemptRecord;
+    use serde_json::Value;
+
+    fn event(ts_ms: u64, provider: &str, rule: &str) -> RequestEvent {
+        RequestEvent {
+            ts_ms,
+            requested_model: "auto".into(),
+            provider: Some(provider.into()),
+            upstream_model: Some(format!("{provider}-model")),
+            layer: "static".into(),
+            rule: rule.into(),
+            attempts: vec![AttemptRecord {
+                provider: "gemini-flash".into(),
+                error: "HTTP 429".into(),
+            }],
+            status: 200,
+            latency_ms: 812.5,
+            ttfb_ms: Some(120.25),
+            prompt_tokens: 1200,
+            completion_tokens: 300,
+            cache_hit_tokens: 1000,
+            cache_miss_tokens: 200,
+            usage_estimated: false,
+            cost_usd: 0.000_484,
+            stream: true,
+            error: None,
+            classification: false,
+        }
+    }
+
+    fn recent_rows(m: &Metrics) -> Vec<Value> {
+        m.recent(10)["requests"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_file_from_before_the_string_dictionary_opens_and_keeps_its_rows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("old.db");
+        let now = RequestEvent::now_ms();
+        let old = event(now - 1_000, "deepseek-chat", "heartbeat");
+        {
+            // What an earlier release left: a version-1 event and no `strings` table.
+            let db = open_db(&path, true).expect("create");
+            let txn = db.begin_write().expect("txn");
+            {
+                let mut events = txn.open_table(EVENTS).expect("events");
+                let mut buf = Vec::new();
+                old.encode_v1(&mut buf);
+                events
+                    .insert(event_key(old.ts_ms, 1), buf.as_slice())
+                    .expect("insert");
+                txn.open_table(META)
+                    .expect("meta")
+                    .insert(NEXT_ID, 2)
+                    .expect("next id");
+            }
+            txn.commit().expect("commit");
+        }
+        let m = Metrics::open(&path, 0).expect("an old file opens");
+        let new = event(now, "gemini-flash", "explicit-flash");
+        m.record(new.clone());
+        m.flush();
+        let check = |m: &Metrics| {
+            let rows = recent_rows(m);
+            assert_eq!(rows.len(), 2, "{rows:?}");
+            for (row, ev, id) in [(&rows[0], &new, 2), (&rows[1], &old, 1)] {
+                assert_eq!(row["id"], id);
+                assert_eq!(row["provider"], ev.provider.clone().unwrap_or_default());
+                assert_eq!(row["model"], ev.upstream_model.clone().unwrap_or_default());
+                assert_eq!(row["rule_name"], ev.rule);
+                assert_eq!(row["attempts"][0]["error"], "HTTP 429");
+                assert_eq!(row["latency_ms"], 812.5);
+                assert_eq!(row["ttfb_ms"], 120.3);
+                assert_eq!(row["cost_usd"], 0.000_484);
+                assert_eq!(row["timestamp"], ev.ts_ms as f64 / 1e3);
+            }
+            assert_eq!(m.counters().corrupt_rows, 0);
+        };
+        check(&m);
+        drop(m);
+        check(&Metrics::open_for_reading(&path).expect("reopens"));
+    }
+
+    #[test]
+    fn texts_are_stored_once_and_ids_are_never_reused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.db");
+        let m = Metrics::open(&path, 0).expect("open");
+        let now = RequestEvent::now_ms();
+        let long = "x".repeat(super::super::strings::MAX_INTERNED_BYTES + 1);
+        for i in 0..100 {
+            let mut ev = event(now + i, "deepseek-chat", "heartbeat");
+            ev.requested_model = long.clone();
+            m.record(ev);
+        }
+        m.flush();
+        let db = m.db().expect("enabled");
+        let txn = db.begin_read().expect("read");
+        let strings = txn.open_table(STRINGS).expect("strings");
+        let texts: Vec<String> = strings
+            .iter()
+            .expect("iter")
+            .map(|r| r.map(|(_, v)| v.value().to_owned()).expect("row"))
+            .collect();
+        let mut sorted = texts.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), texts.len(), "{texts:?}");
+        for t in [
+            "deepseek-chat",
+            "deepseek-chat-model",
+            "static",
+            "heartbeat",
+        ] {
+            assert!(texts.iter().any(|s| s == t), "{t}: {texts:?}");
+        }
+        assert!(!texts.contains(&long), "long texts stay inline");
+        assert_eq!(recent_rows(&m)[0]["requested_model"], long.as_str());
+
+        drop(strings);
+        drop(txn);
+        m.shutdown();
+        drop(m);
+
+        let db = open_db(&path, false).expect("reopen");
+        let next = texts.len() as u8 + 1;
+        let write = db.begin_write().expect("write");
+        let mut interner =
+            Interner::load(&write.open_table(STRINGS).expect("strings")).expect("load");
+        {
+            let mut table = write.open_table(STRINGS).expect("strings");
+            let mut out = Vec::new();
+            interner.put(&mut table, &mut out, "fresh").expect("put");
+            interner.put(&mut table, &mut out, "fresh").expect("put");
+            interner
+                .put(&mut table, &mut out, "heartbeat")
+                .expect("put");
+            assert_eq!(out.len(), 3);
+            assert_eq!(out[..2], [next, next]);
+        }
+        drop(write); // aborted
+        interner.rollback();
+        let write = db.begin_write().expect("write");
+        {
+            let mut table = write.open_table(STRINGS).expect("strings");
+            let mut out = Vec::new();
+            interner.put(&mut table, &mut out, "other").expect("put");
+            assert_eq!(
+                out,
+                [next + 1],
+                "the aborted batch's id is not given out again"
+            );
+        }
+    }
 }
