@@ -50,8 +50,9 @@ MOCK=19001 SLOW=19002 GATE=19090 NGX=19091 LLM=19092
 work=$(mktemp -d)
 chmod 755 "$work"
 cleanup() {
+  # shellcheck disable=SC2046 # one pid per word
   kill $(jobs -p) 2>/dev/null || true
-  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  if [ -f "$work/nginx.pid" ]; then kill "$(cat "$work/nginx.pid")" 2>/dev/null || true; fi
   wait 2>/dev/null || true
   rm -rf "$work"
 }
