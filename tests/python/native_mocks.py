@@ -163,6 +163,9 @@ class NativeMock:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body are separate writes: no Nagle, or the peer's delayed ACK
+            # can hold an answer back ~40 ms.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args):
                 pass
