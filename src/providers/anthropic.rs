@@ -5,7 +5,8 @@
 //! `messages` with text, image (`base64` from data URLs, `url` for http(s)), `tool_use` and
 //! `tool_result` blocks, consecutive same-role turns merged as the API requires; tools
 //! become `tools` with `input_schema`; `max_tokens` is always sent (the client's, else the
-//! provider's, else 4096). Back: content blocks become the message text and `tool_calls`,
+//! provider's, else 4096); `response_format` (JSON mode, JSON schema) becomes a system
+//! instruction, the API having no such field. Back: content blocks become the message text and `tool_calls`,
 //! `stop_reason` becomes `finish_reason`, and the SSE events (`message_start`,
 //! `content_block_*`, `message_delta`, `message_stop`, `ping`, `error`) become
 //! `chat.completion.chunk` events.
@@ -190,6 +191,16 @@ pub fn build_body(
             json!([{ "type": "text", "text": text, "cache_control": { "type": "ephemeral" } }]),
         );
     }
+    if let Some(rule) = json_instruction(oa.response_format.as_ref())? {
+        // After the cached system block, so the cached prefix is the same with or without it.
+        let block = json!({ "type": "text", "text": rule });
+        match body.get_mut("system").and_then(Value::as_array_mut) {
+            Some(blocks) => blocks.push(block),
+            None => {
+                body.insert("system".into(), json!([block]));
+            }
+        }
+    }
     if let Some(last) = messages
         .last_mut()
         .and_then(|m| m.get_mut("content"))
@@ -254,6 +265,51 @@ pub fn build_body(
         body.insert("metadata".into(), json!({ "user_id": user }));
     }
     Ok(body)
+}
+
+/// What every JSON-mode instruction asks for.
+const JSON_ONLY: &str =
+    "nothing else: no text before or after it, no Markdown code fences, no comments.";
+
+/// OpenAI's `response_format` as a system instruction. The Messages API has no JSON mode
+/// (its structured outputs are a beta limited to some models, and forcing a tool call would
+/// fight the client's own tools), so the request says in words what the client asked for; a
+/// `json_schema` is given in full. The answer is passed back as it comes.
+fn json_instruction(format: Option<&Value>) -> Result<Option<String>, InvalidRequest> {
+    let Some(format) = format else {
+        return Ok(None);
+    };
+    match format.get("type").and_then(Value::as_str) {
+        None | Some("text") => Ok(None),
+        Some("json_object") => Ok(Some(format!(
+            "Respond with a single valid JSON object and {JSON_ONLY}"
+        ))),
+        Some("json_schema") => {
+            let spec = format.get("json_schema");
+            let field = |name: &str| spec.and_then(|s| s.get(name));
+            let mut rule = String::from("Respond with a single valid JSON value");
+            match field("schema") {
+                Some(schema) => {
+                    rule.push_str(" that conforms to the JSON Schema below");
+                    if let Some(name) = field("name").and_then(Value::as_str) {
+                        rule.push_str(&format!(" (named `{name}`)"));
+                    }
+                    rule.push_str(&format!(", and {JSON_ONLY}"));
+                    if let Some(d) = field("description").and_then(Value::as_str) {
+                        rule.push_str(&format!("\nWhat it is for: {d}"));
+                    }
+                    rule.push_str(&format!("\n\nJSON Schema:\n{schema}"));
+                }
+                None => rule.push_str(&format!(" and {JSON_ONLY}")),
+            }
+            Ok(Some(rule))
+        }
+        Some(other) => Err(InvalidRequest {
+            message: format!("response_format type {other:?} is not supported; use \"text\", \"json_object\" or \"json_schema\""),
+            param: Some("response_format.type".into()),
+            code: "invalid_value",
+        }),
+    }
 }
 
 /// A tool's parameters as `input_schema`, which must be an object schema.
@@ -1006,6 +1062,42 @@ mod tests {
             body["tools"],
             json!([{"name":"ping","input_schema":{"type":"object","properties":{}}}])
         );
+    }
+
+    #[test]
+    fn json_mode_becomes_a_system_instruction_after_the_cached_prompt() {
+        let system = json!([{"role":"system","content":"be brief"},{"role":"user","content":"hi"}]);
+        let (_, body) = translate(&body_of(
+            json!({"messages":system,"response_format":{"type":"json_object"}}),
+        ))
+        .unwrap();
+        let blocks = body["system"].as_array().unwrap();
+        assert_eq!(blocks.len(), 2);
+        assert_eq!(blocks[0]["text"], "be brief");
+        assert!(blocks[0].get("cache_control").is_some());
+        let rule = blocks[1]["text"].as_str().unwrap();
+        assert!(
+            rule.starts_with("Respond with a single valid JSON object"),
+            "{rule}"
+        );
+        assert!(blocks[1].get("cache_control").is_none());
+
+        let schema = json!({"type":"object","properties":{"city":{"type":"string"}},"required":["city"],"additionalProperties":false});
+        let (_, body) = translate(&body_of(json!({"response_format":{"type":"json_schema",
+            "json_schema":{"name":"place","schema":schema,"strict":true}}})))
+        .unwrap();
+        let blocks = body["system"].as_array().unwrap();
+        assert_eq!(blocks.len(), 1);
+        let rule = blocks[0]["text"].as_str().unwrap();
+        assert!(rule.contains("(named `place`)"), "{rule}");
+        let shown: Value =
+            serde_json::from_str(rule.rsplit("JSON Schema:\n").next().unwrap()).unwrap();
+        assert_eq!(shown, schema);
+
+        let (_, body) = translate(&body_of(json!({"response_format":{"type":"text"}}))).unwrap();
+        assert!(body.get("system").is_none());
+        let err = translate(&body_of(json!({"response_format":{"type":"yaml"}}))).unwrap_err();
+        assert_eq!(err.param.as_deref(), Some("response_format.type"));
     }
 
     #[test]

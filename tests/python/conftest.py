@@ -109,7 +109,7 @@ class Mock:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     @property
     def base_url(self):
@@ -202,3 +202,48 @@ def client(gate):
     from openai import OpenAI
 
     return OpenAI(base_url=gate.url + "/v1", api_key="local", max_retries=0, timeout=20)
+
+
+# ---------------------------------------------------------------------------------------------
+# Native backends: ClawGate in front of a mock Gemini and a mock Anthropic (native_mocks.py).
+
+TRANSLATED_TIMEOUTS = "{connect_s: 1, read_s: 15, first_byte_s: 5, idle_s: 15}"
+
+
+class Native:
+    """A gate whose chain is gem (google-genai) → claude (anthropic) → oai (openai-compat)."""
+
+    def __init__(self, tmp_path):
+        from native_mocks import NativeMock
+        from openai import OpenAI
+
+        self.gem = NativeMock("gemini", "gem")
+        self.claude = NativeMock("anthropic", "claude")
+        self.oai = Mock("oai")
+        config = (
+            "server:\n  host: 127.0.0.1\n  port: 0\nproviders:\n"
+            f"  gem:\n    backend: google-genai\n    base_url: \"{self.gem.base_url}\"\n"
+            f"    api_key: gemini-test-key\n    model: gemini-2.5-flash\n    timeout: {TRANSLATED_TIMEOUTS}\n"
+            f"  claude:\n    backend: anthropic\n    base_url: \"{self.claude.base_url}\"\n"
+            f"    api_key: anthropic-test-key\n    model: claude-sonnet-4-5\n    timeout: {TRANSLATED_TIMEOUTS}\n"
+            + provider_yaml("oai", self.oai)
+            + "fallback_chain: [gem, claude, oai]\n"
+        )
+        self.gate = Gate(config, tmp_path)
+        self.client = OpenAI(base_url=self.gate.url + "/v1", api_key="local", max_retries=0, timeout=30)
+
+    def mock(self, provider):
+        return {"gem": self.gem, "claude": self.claude}[provider]
+
+    def stop(self):
+        self.client.close()
+        self.gate.stop()
+        for m in (self.gem, self.claude, self.oai):
+            m.stop()
+
+
+@pytest.fixture
+def native(tmp_path):
+    n = Native(tmp_path)
+    yield n
+    n.stop()
