@@ -47,6 +47,9 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 [ -n "${SKIP_BUILD:-}" ] || cargo build --release --quiet --example mock_upstream --bin clawgate
 MOCK=19001 SLOW=19002 GATE=19090 NGX=19091 LLM=19092
+# Every request carries this bearer key: LiteLLM's proxy refuses to start without a master key;
+# the mock, nginx and ClawGate (no server.api_key) ignore it.
+KEY="sk-bench-$RANDOM$RANDOM"
 work=$(mktemp -d)
 chmod 755 "$work"
 cleanup() {
@@ -59,8 +62,8 @@ cleanup() {
 trap cleanup EXIT
 
 wait_up() { # url log
-  for _ in $(seq 300); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done
-  echo "did not start: $1" >&2; cat "$2" >&2; exit 1
+  for _ in $(seq 600); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done
+  echo "did not start: $1" >&2; tail -20 "$2" >&2; return 1
 }
 
 # --- the upstreams: a fast one, and a slow streamer (100 chunks, 100 ms apart: 10 s streams)
@@ -80,7 +83,7 @@ target/release/examples/mock_upstream --port "$SLOW" --chunks 100 --chunk-delay-
 } >"$work/config.yaml"
 CLAWGATE_LOG_LEVEL=warn target/release/clawgate --config "$work/config.yaml" --rules rules 2>"$work/gate.log" &
 GATE_PID=$!
-wait_up "http://127.0.0.1:$GATE/health" "$work/gate.log"
+wait_up "http://127.0.0.1:$GATE/health" "$work/gate.log" || exit 1
 sleep 1
 IDLE_RSS=$(awk '/^VmRSS/ { print $2 }' "/proc/$GATE_PID/status")
 
@@ -134,9 +137,9 @@ model_list:
     litellm_params: { model: openai/slow, api_base: "http://127.0.0.1:$SLOW/v1", api_key: none }
 litellm_settings: { telemetry: false, drop_params: true }
 YAML
-  LITELLM_TELEMETRY=False LITELLM_LOG=ERROR "$venv/bin/litellm" --config "$work/litellm.yaml" \
-    --host 127.0.0.1 --port "$LLM" --num_workers 1 >"$work/litellm.log" 2>&1 &
-  wait_up "http://127.0.0.1:$LLM/health/liveliness" "$work/litellm.log"
+  LITELLM_MASTER_KEY=$KEY LITELLM_TELEMETRY=False LITELLM_LOG=ERROR "$venv/bin/litellm" \
+    --config "$work/litellm.yaml" --host 127.0.0.1 --port "$LLM" --num_workers 1 >"$work/litellm.log" 2>&1 &
+  wait_up "http://127.0.0.1:$LLM/health/liveliness" "$work/litellm.log" || { echo "litellm did not start: leaving it out" >&2; PEER=""; }
 fi
 
 # --- request bodies
@@ -157,6 +160,7 @@ mk_lua() {
 local f = io.open("$1", "rb"); wrk.body = f:read("*a"); f:close()
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $KEY"
 local pause = $2
 if pause > 0 then function delay() return pause end end
 done = function(summary, latency, requests)
@@ -250,7 +254,7 @@ echo
 echo "### Stream time to first byte (200 sequential streams each; ms)"
 echo
 ttfb() { # url model
-  python3 - "$1" "$2" <<'PY'
+  python3 - "$1" "$2" "$KEY" <<'PY'
 import http.client, json, statistics, sys, time, urllib.parse
 u = urllib.parse.urlparse(sys.argv[1])
 body = json.dumps({"model": sys.argv[2], "stream": True, "messages": [{"role": "user", "content": "hi"}]})
@@ -258,7 +262,7 @@ out = []
 for i in range(200):
     c = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
     t = time.perf_counter()
-    c.request("POST", u.path, body, {"Content-Type": "application/json"})
+    c.request("POST", u.path, body, {"Content-Type": "application/json", "Authorization": "Bearer " + sys.argv[3]})
     r = c.getresponse()
     r.read1(1)  # the first body byte
     out.append((time.perf_counter() - t) * 1000)

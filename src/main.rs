@@ -14,11 +14,6 @@ use clawgate::app::{EnvSource, Overrides};
 use clawgate::reload::Reloader;
 use clawgate::rules::cmd::{self, Format};
 
-/// mimalloc: the request path allocates many short-lived buffers (bodies, headers, JSON), where
-/// glibc's malloc showed as ~10% of CPU under load.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "clawgate",
