@@ -38,8 +38,9 @@ const POLL: Duration = Duration::from_millis(2);
 const PRUNE_EVERY: Duration = Duration::from_secs(3_600);
 /// Rows deleted per retention transaction, so pruning never stalls the writer for long.
 const PRUNE_CHUNK: usize = 20_000;
-/// redb's page cache (its default is 1 GiB, far more than stats over rollups need).
-const CACHE_BYTES: usize = 32 << 20;
+/// redb's page cache (its default is 1 GiB). Inserts append at the end of the tree and stats read
+/// the small per-minute rollups, so a few MB serve both; every MB here is resident memory.
+const CACHE_BYTES: usize = 8 << 20;
 const DAY_MS: u64 = 86_400_000;
 /// How long per-minute rollups are kept: they only serve the ragged ends of the `1h` and `24h`
 /// windows (longer windows start on a clock hour and read hourly rollups), and at low traffic
