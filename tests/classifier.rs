@@ -299,6 +299,25 @@ layer classifier {
 }
 
 #[tokio::test]
+async fn a_request_without_a_user_message_skips_the_call_but_not_the_classifier_rules() {
+    let rules = r#"
+layer classifier {
+  rule long-system when tokens > 2 route thinker
+}
+"#;
+    let w = world(ENABLED, rules).await;
+    let body = json!({"model": "auto", "messages": [
+        {"role": "system", "content": "You are a very helpful assistant with a long system prompt."},
+    ]});
+    let r = send(&w.gate, &body).await;
+    assert_eq!(
+        (r.provider.as_str(), r.layer.as_str(), r.rule.as_str()),
+        ("thinker", "classifier", "long-system")
+    );
+    assert_eq!(w.judge.hits(), 0);
+}
+
+#[tokio::test]
 async fn a_disabled_classifier_is_never_called() {
     let cfg = ENABLED.replace("enabled: true", "enabled: false");
     let w = world(&cfg, "").await;

@@ -280,7 +280,11 @@ fn explain_with_classifier(
         } else {
             "not asked: no classifier rules and no category_routing"
         };
-        return (table.default_decision(), steps, Some(why.to_owned()));
+        let (d, more) =
+            super::explain::explain_rules(table, req, headers, "", start..table.rules().len());
+        steps.extend(more);
+        let d = d.unwrap_or_else(|| table.default_decision());
+        return (d, steps, Some(why.to_owned()));
     }
     let mut step = |matched: bool, why: String| {
         steps.push(super::explain::Step {

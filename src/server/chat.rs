@@ -319,7 +319,9 @@ async fn route(
     }
     let text = crate::router::features::last_user_text(req);
     if !classifier::worth_asking(routes, cfg, &text) {
-        return (routes.default_decision(), None);
+        // Nothing to classify: classifier rules still run, with `label` empty.
+        let d = routes.decide_classified(req, headers, "");
+        return (d.unwrap_or_else(|| routes.default_decision()), None);
     }
     let provider = snapshot.providers.get(&cfg.provider);
     let c = state
