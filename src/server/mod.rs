@@ -53,26 +53,14 @@ pub fn routes(
     let chat_path = warp::path!("v1" / "chat" / "completions")
         .or(warp::path!("chat" / "completions"))
         .unify();
+    // `serve` answers POST itself before warp (see `chat_completion`); through warp, this route
+    // gives other methods their 405 and serves POST wherever `routes` is mounted on its own.
     let chat = chat_path
         .and(warp::post())
         .and(with_state.clone())
         .and(warp::header::headers_cloned())
         .and(warp::body::stream())
-        .then(
-            |state: Arc<AppState>, headers: http::HeaderMap, body| async move {
-                if let Err(e) = chat::authorize(&state, &headers) {
-                    return e.into_response();
-                }
-                let limit = state.snapshot.load().config.server.max_body_bytes();
-                let read =
-                    tokio::time::timeout(BODY_TIMEOUT, chat::read_body(&headers, body, limit));
-                match read.await {
-                    Ok(Ok(body)) => chat::handle(state, headers, body).await,
-                    Ok(Err(e)) => e.into_response(),
-                    Err(_) => body_timeout().into_response(),
-                }
-            },
-        )
+        .then(chat_route)
         .map(warp::reply::Reply::into_response);
 
     let models_path = warp::path!("v1" / "models")
@@ -315,44 +303,55 @@ fn is_chat_completion(req: &http::Request<Incoming>) -> bool {
         )
 }
 
-/// `POST /v1/chat/completions` straight from hyper: the same steps as the warp route.
+/// `POST /v1/chat/completions`: authorize, read the body (bounded in size and time), answer.
+async fn chat_route<S, B, E>(
+    state: Arc<AppState>,
+    headers: http::HeaderMap,
+    body: S,
+) -> http::Response<Bytes>
+where
+    S: futures_util::Stream<Item = Result<B, E>> + Send,
+    B: bytes::Buf,
+    E: std::fmt::Display,
+{
+    if let Err(e) = chat::authorize(&state, &headers) {
+        return e.into_response();
+    }
+    let limit = state.snapshot.load().config.server.max_body_bytes();
+    match tokio::time::timeout(BODY_TIMEOUT, chat::read_body(&headers, body, limit)).await {
+        Ok(Ok(body)) => chat::handle(state, headers, body).await,
+        Ok(Err(e)) => e.into_response(),
+        Err(_) => body_timeout().into_response(),
+    }
+}
+
+/// The chat completion route straight from hyper, without warp's filter chain.
 async fn chat_completion(
     state: Arc<AppState>,
     req: http::Request<Incoming>,
 ) -> http::Response<ResponseBody> {
     let (parts, body) = req.into_parts();
-    let headers = parts.headers;
-    let resp = match chat::authorize(&state, &headers) {
-        Err(e) => e.into_response(),
-        Ok(()) => {
-            let limit = state.snapshot.load().config.server.max_body_bytes();
-            let frames = http_body_util::BodyStream::new(body)
-                .try_filter_map(|f| futures_util::future::ready(Ok(f.into_data().ok())));
-            match tokio::time::timeout(BODY_TIMEOUT, chat::read_body(&headers, frames, limit)).await
-            {
-                Ok(Ok(body)) => chat::handle(state, headers, body).await,
-                Ok(Err(e)) => e.into_response(),
-                Err(_) => body_timeout().into_response(),
-            }
-        }
-    };
-    let (mut parts, body) = resp.into_parts();
-    if let Some(stream) = parts
-        .extensions
-        .remove::<StreamHandoff>()
-        .and_then(|h| h.take())
-    {
-        let frames = stream
-            .map_ok(Frame::data)
-            .map_err(|e| Box::new(e) as BoxError);
-        return http::Response::from_parts(parts, StreamBody::new(frames).boxed_unsync());
-    }
-    http::Response::from_parts(
-        parts,
+    let frames = http_body_util::BodyStream::new(body)
+        .try_filter_map(|f| futures_util::future::ready(Ok(f.into_data().ok())));
+    let (mut parts, body) = chat_route(state, parts.headers, frames).await.into_parts();
+    let body = handoff(&mut parts).unwrap_or_else(|| {
         http_body_util::Full::new(body)
             .map_err(|e: Infallible| match e {})
-            .boxed_unsync(),
-    )
+            .boxed_unsync()
+    });
+    http::Response::from_parts(parts, body)
+}
+
+/// A stream handed off by the chat handler, as the response body.
+fn handoff(parts: &mut http::response::Parts) -> Option<ResponseBody> {
+    let stream = parts
+        .extensions
+        .remove::<StreamHandoff>()
+        .and_then(|h| h.take())?;
+    let frames = stream
+        .map_ok(Frame::data)
+        .map_err(|e| Box::new(e) as BoxError);
+    Some(StreamBody::new(frames).boxed_unsync())
 }
 
 fn body_timeout() -> ApiError {
@@ -370,18 +369,7 @@ fn body_timeout() -> ApiError {
 /// Swap in a handed-off stream as the body, or box warp's body as it is.
 fn into_streaming(resp: warp::reply::Response) -> http::Response<ResponseBody> {
     let (mut parts, body) = resp.into_parts();
-    if let Some(stream) = parts
-        .extensions
-        .remove::<StreamHandoff>()
-        .and_then(|h| h.take())
-    {
-        let frames = stream
-            .map_ok(Frame::data)
-            .map_err(|e| Box::new(e) as BoxError);
-        return http::Response::from_parts(parts, StreamBody::new(frames).boxed_unsync());
-    }
-    http::Response::from_parts(
-        parts,
-        body.map_err(|e| Box::new(e) as BoxError).boxed_unsync(),
-    )
+    let body = handoff(&mut parts)
+        .unwrap_or_else(|| body.map_err(|e| Box::new(e) as BoxError).boxed_unsync());
+    http::Response::from_parts(parts, body)
 }
