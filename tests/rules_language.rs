@@ -100,7 +100,8 @@ fn check_reports_each_mistake_with_its_code_and_position() {
         ("keywords k { \"a\", \"A\" }\nlayer static { rule a when score(k) >= 1 route deepseek-chat }", "W005@1:19"),
         ("keywords k { \"a\" }",                                                                    "W005@1:10"),
         (r#"layer heuristic { rule a when tools or images and stream route deepseek-chat }"#,       ""),
-        (r#"layer classifier { rule a when label == "REASONING" route deepseek-reasoner }"#,        ""),
+        // The classifier is disabled in these providers: a classifier rule is a warning.
+        (r#"layer classifier { rule a when label == "REASONING" route deepseek-reasoner }"#,        "W007@1:25"),
         (r#"layer static { rule or when model == "or" route deepseek-chat }"#,                      ""),
         (r#"layer static { rule a when header("X-Tenant") in ["a", "b"] route "deepseek-chat" }"#, ""),
         ("layer static { rule a when last_user matches /^hi\\b/i route deepseek-chat }",           ""),
