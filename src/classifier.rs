@@ -83,14 +83,6 @@ pub enum Answer {
     Failed(Arc<str>),
 }
 
-/// One classification as the request saw it.
-#[derive(Debug, Clone)]
-pub struct Classification {
-    pub answer: Answer,
-    /// Served from the cache (no call, no wait).
-    pub cached: bool,
-}
-
 struct Entry {
     label: Arc<str>,
     at: Instant,
@@ -140,23 +132,17 @@ impl Classifier {
         provider: Option<&Arc<Provider>>,
         text: &str,
         metrics: &Metrics,
-    ) -> Classification {
+    ) -> Answer {
         let Some(provider) = provider else {
-            return Classification {
-                answer: Answer::Failed(
-                    format!("classifier provider `{}` is not loaded", cfg.provider).into(),
-                ),
-                cached: false,
-            };
+            return Answer::Failed(
+                format!("classifier provider `{}` is not loaded", cfg.provider).into(),
+            );
         };
         let text = truncate_chars(text, MAX_TEXT_CHARS);
         let prompt = cfg.prompt.replace("{last_user_message}", text);
         let key = cache_key(provider, cfg, &prompt);
         if let Some(label) = self.cached_label(key, cfg.cache_ttl) {
-            return Classification {
-                answer: Answer::Label(label),
-                cached: true,
-            };
+            return Answer::Label(label);
         }
         let call = {
             let mut inflight = lock(&self.inner.inflight);
@@ -183,10 +169,7 @@ impl Classifier {
                 }
             }
         };
-        Classification {
-            answer: call.await,
-            cached: false,
-        }
+        call.await
     }
 
     fn cached_label(&self, key: u64, ttl: Duration) -> Option<Arc<str>> {

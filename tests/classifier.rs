@@ -338,16 +338,7 @@ async fn the_classification_call_is_recorded_with_its_own_tokens_and_cost() {
     let w = world(ENABLED, "").await;
     w.judge.script([Behavior::Answer("REASONING".into())]);
     send(&w.gate, &ask("Derive the formula for the area of a circle")).await;
-    let started = Instant::now();
-    let rows = loop {
-        let v = w.gate.get_json("/api/recent?limit=10").await;
-        let rows = v["requests"].as_array().cloned().unwrap_or_default();
-        if rows.len() >= 2 {
-            break rows;
-        }
-        assert!(started.elapsed() < Duration::from_secs(3), "{rows:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let rows = w.gate.recent(2).await;
     let call = rows
         .iter()
         .find(|r| r["classification"] == true)
@@ -367,32 +358,46 @@ async fn the_classification_call_is_recorded_with_its_own_tokens_and_cost() {
 // ---------------------------------------------------------------------------------------------
 // clawgate check and route --explain
 
+/// A config with providers `judge` and `thinker` (unreachable: nothing here calls them) and
+/// this `llm_classifier` section, and a rules directory holding `rules`.
+struct Files {
+    dir: tempfile::TempDir,
+}
+
+impl Files {
+    fn new(classifier: &str, rules: &str) -> Files {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |id| P {
+            id,
+            base_url: "http://127.0.0.1:9".into(),
+            extra: "",
+        };
+        let cfg = config_yaml(
+            &[p("judge"), p("thinker")],
+            &["thinker"],
+            &format!("llm_classifier:\n{classifier}"),
+        );
+        std::fs::write(dir.path().join("config.yaml"), cfg).unwrap();
+        std::fs::create_dir(dir.path().join("rules")).unwrap();
+        std::fs::write(dir.path().join("rules").join("c.rules"), rules).unwrap();
+        Files { dir }
+    }
+
+    fn config(&self) -> std::path::PathBuf {
+        self.dir.path().join("config.yaml")
+    }
+
+    fn rules(&self) -> std::path::PathBuf {
+        self.dir.path().join("rules")
+    }
+}
+
 fn check(classifier: &str, rules: &str) -> (i32, Value) {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config_yaml(
-        &[
-            P {
-                id: "judge",
-                base_url: "http://127.0.0.1:9".into(),
-                extra: "",
-            },
-            P {
-                id: "thinker",
-                base_url: "http://127.0.0.1:9".into(),
-                extra: "",
-            },
-        ],
-        &["thinker"],
-        &format!("llm_classifier:\n{classifier}"),
-    );
-    std::fs::write(dir.path().join("config.yaml"), cfg).unwrap();
-    let rules_dir = dir.path().join("rules");
-    std::fs::create_dir(&rules_dir).unwrap();
-    std::fs::write(rules_dir.join("c.rules"), rules).unwrap();
+    let files = Files::new(classifier, rules);
     let mut out = Vec::new();
     let code = clawgate::rules::cmd::check_cmd(
-        &dir.path().join("config.yaml"),
-        &rules_dir,
+        &files.config(),
+        &files.rules(),
         clawgate::rules::cmd::Format::Json,
         &mut out,
     );
@@ -461,38 +466,17 @@ fn an_enabled_classifier_naming_an_unknown_provider_is_a_config_error() {
 
 #[test]
 fn explain_shows_where_the_classifier_would_be_asked() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config_yaml(
-        &[
-            P {
-                id: "judge",
-                base_url: "http://127.0.0.1:9".into(),
-                extra: "",
-            },
-            P {
-                id: "thinker",
-                base_url: "http://127.0.0.1:9".into(),
-                extra: "",
-            },
-        ],
-        &["thinker"],
-        &format!("llm_classifier:\n{}", "  enabled: true\n  classifier_provider: judge\n  category_routing:\n    REASONING: thinker\n"),
-    );
-    std::fs::write(dir.path().join("config.yaml"), cfg).unwrap();
-    let rules_dir = dir.path().join("rules");
-    std::fs::create_dir(&rules_dir).unwrap();
-    std::fs::write(
-        rules_dir.join("r.rules"),
-        RULES
+    let files = Files::new(
+        "  enabled: true\n  classifier_provider: judge\n  category_routing:\n    REASONING: thinker\n",
+        &RULES
             .replace("everyday", "thinker")
             .replace("cheap", "thinker"),
-    )
-    .unwrap();
+    );
     let body = serde_json::to_vec(&ask("How many primes are there below one hundred?")).unwrap();
     let mut out = Vec::new();
     let code = clawgate::rules::cmd::route_explain_cmd(
-        &dir.path().join("config.yaml"),
-        &rules_dir,
+        &files.config(),
+        &files.rules(),
         clawgate::rules::cmd::Format::Json,
         &body,
         false,

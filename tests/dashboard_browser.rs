@@ -276,24 +276,6 @@ layer static {
 default route alpha
 "#;
 
-/// Waits until `/api/recent` holds `n` rows (the writer commits about every 100 ms).
-async fn wait_recorded(gate: &Gate, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let v = gate.get_json("/api/recent?limit=100").await;
-        let rows = v["requests"].as_array().cloned().unwrap_or_default();
-        if rows.len() >= n {
-            return rows;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {n} requests recorded",
-            rows.len()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// What the page shows, read from the DOM.
 const READ_PAGE: &str = r##"
 const cells = (sel) => Array.from(document.querySelectorAll(sel + " tr")).map(
@@ -363,7 +345,7 @@ async fn the_dashboard_renders_real_data_in_chromium_without_console_errors() {
         .await
         .unwrap();
     assert_eq!(rejected.status(), 400);
-    let recorded = wait_recorded(&gate, 6).await;
+    let recorded = gate.recent(6).await;
     assert_eq!(recorded.len(), 6, "{recorded:?}");
 
     let browser = Browser::start(&chromium, &chromedriver).await;

@@ -3,31 +3,13 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::{chat_body, Behavior, Gate, MockUpstream};
 
 async fn gate() -> (Gate, MockUpstream, MockUpstream) {
     support::alpha_beta_gate().await
-}
-
-/// The most recent rows once there are `n` of them (the writer commits every ~100 ms).
-async fn recent(gate: &Gate, n: usize) -> Vec<Value> {
-    let started = Instant::now();
-    loop {
-        let v = gate.get_json("/api/recent?limit=100").await;
-        let rows = v["requests"].as_array().cloned().unwrap_or_default();
-        if rows.len() >= n {
-            return rows;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "only {} of {n} requests recorded",
-            rows.len()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test]
@@ -39,7 +21,7 @@ async fn an_answered_request_is_recorded_with_tokens_and_cost() {
             .status(),
         200
     );
-    let row = &recent(&gate, 1).await[0];
+    let row = &gate.recent(1).await[0];
     assert_eq!(row["provider"], "alpha");
     assert_eq!(row["model"], "upstream-alpha");
     assert_eq!(row["layer"], "direct");
@@ -62,7 +44,7 @@ async fn a_stream_is_recorded_with_the_usage_of_its_last_chunk() {
     body["stream_options"] = json!({"include_usage": true});
     let text = gate.chat(&body).await.text().await.unwrap();
     assert!(text.contains("\"usage\""));
-    let row = &recent(&gate, 1).await[0];
+    let row = &gate.recent(1).await[0];
     assert_eq!(row["stream"], true);
     assert_eq!(row["prompt_tok"], 10);
     assert_eq!(row["compl_tok"], 3); // "Hello from alpha": three words
@@ -92,7 +74,7 @@ async fn usage_is_asked_for_on_the_clients_behalf_and_its_chunk_kept_from_the_cl
         a.received()[0].json()["stream_options"]["include_usage"],
         true
     );
-    let row = &recent(&gate, 1).await[0];
+    let row = &gate.recent(1).await[0];
     assert_eq!(row["usage_estimated"], false);
     assert_eq!(row["compl_tok"], 3);
     gate.stop().await;
@@ -115,7 +97,7 @@ async fn a_stream_without_usage_is_estimated_and_marked_so() {
         .text()
         .await
         .unwrap();
-    let row = &recent(&gate, 1).await[0];
+    let row = &gate.recent(1).await[0];
     assert_eq!(row["usage_estimated"], true);
     assert!(row["prompt_tok"].as_u64().unwrap() > 0);
     gate.stop().await;
@@ -132,7 +114,7 @@ async fn fallbacks_and_failures_are_recorded_with_each_attempt() {
         gate.chat(&chat_body("auto", "hello", false)).await.status(),
         502
     );
-    let rows = recent(&gate, 2).await;
+    let rows = gate.recent(2).await;
     let (failed, fell_back) = (&rows[0], &rows[1]);
     assert_eq!(fell_back["provider"], "beta");
     assert_eq!(fell_back["success"], 1);
@@ -161,7 +143,7 @@ async fn a_rejected_request_is_recorded_too() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 400);
-    let row = &recent(&gate, 1).await[0];
+    let row = &gate.recent(1).await[0];
     assert_eq!(row["success"], 0);
     assert_eq!(row["status"], 400);
     assert!(row["error"].as_str().unwrap().starts_with("invalid_json"));
@@ -177,7 +159,7 @@ async fn a_client_that_leaves_mid_stream_is_recorded() {
         .await;
     resp.chunk().await.unwrap();
     drop(resp);
-    let row = &recent(&gate, 1).await[0];
+    let row = &gate.recent(1).await[0];
     assert!(
         row["error"].as_str().unwrap().starts_with("client_closed"),
         "{row}"
@@ -191,7 +173,7 @@ async fn stats_keep_the_original_field_names_and_reject_bad_queries() {
     for _ in 0..3 {
         gate.chat(&chat_body("alpha", "hello", false)).await;
     }
-    recent(&gate, 3).await;
+    gate.recent(3).await;
     let stats = gate.get_json("/api/stats?window=24h").await;
     for key in [
         "total_requests",

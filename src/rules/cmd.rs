@@ -347,7 +347,6 @@ fn ask_classifier(cfg: &Config, text: &str) -> crate::classifier::Answer {
     let metrics = crate::metrics::Metrics::disabled();
     let provider = providers.get(&cfg.classifier.provider);
     rt.block_on(Classifier::new().classify(&cfg.classifier, provider, text, &metrics))
-        .answer
 }
 
 /// `clawgate import-config OLD_CONFIG.yaml`: print the `.rules` equivalent of an original

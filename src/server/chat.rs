@@ -324,12 +324,12 @@ async fn route(
         return (d.unwrap_or_else(|| routes.default_decision()), None);
     }
     let provider = snapshot.providers.get(&cfg.provider);
-    let c = state
+    let answer = state
         .classifier
         .classify(cfg, provider, &text, &state.metrics)
         .await;
-    let decision = classifier::decide_with(routes, cfg, req, headers, &c.answer);
-    let label = match c.answer {
+    let decision = classifier::decide_with(routes, cfg, req, headers, &answer);
+    let label = match answer {
         Answer::Label(l) => Some(l),
         Answer::Failed(_) => None,
     };

@@ -497,6 +497,25 @@ impl Gate {
             .unwrap()
     }
 
+    /// The rows of `/api/recent` once there are at least `n` (the metrics writer commits about
+    /// every 100 ms); panics after 10 s.
+    pub async fn recent(&self, n: usize) -> Vec<Value> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let v = self.get_json("/api/recent?limit=100").await;
+            let rows = v["requests"].as_array().cloned().unwrap_or_default();
+            if rows.len() >= n {
+                return rows;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "only {} of {n} requests recorded",
+                rows.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn stop(mut self) {
         if let Some(h) = self.handle.take() {
             h.shutdown().await;
