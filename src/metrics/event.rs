@@ -419,6 +419,35 @@ fn get_opt_str(r: &mut Reader<'_>) -> Result<Option<String>, DecodeError> {
     })
 }
 
+/// A typical routed, streamed request with one fallback: the tests' sample event.
+#[cfg(test)]
+pub(crate) fn routed_sample() -> RequestEvent {
+    RequestEvent {
+        ts_ms: 1_764_000_000_123,
+        requested_model: "auto".into(),
+        provider: Some("deepseek-chat".into()),
+        upstream_model: Some("deepseek-chat".into()),
+        layer: "heuristic".into(),
+        rule: "tool-use".into(),
+        attempts: vec![AttemptRecord {
+            provider: "gemini-flash".into(),
+            error: "HTTP 429".into(),
+        }],
+        status: 200,
+        latency_ms: 812.5,
+        ttfb_ms: Some(120.25),
+        prompt_tokens: 1200,
+        completion_tokens: 300,
+        cache_hit_tokens: 1000,
+        cache_miss_tokens: 200,
+        usage_estimated: false,
+        cost_usd: 0.000_484,
+        stream: true,
+        error: None,
+        classification: false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -468,36 +497,9 @@ mod tests {
         Err(DecodeError("no dictionary"))
     }
 
-    fn routed() -> RequestEvent {
-        RequestEvent {
-            ts_ms: 1_764_000_000_123,
-            requested_model: "auto".into(),
-            provider: Some("deepseek-chat".into()),
-            upstream_model: Some("deepseek-chat".into()),
-            layer: "heuristic".into(),
-            rule: "tool-use".into(),
-            attempts: vec![AttemptRecord {
-                provider: "gemini-flash".into(),
-                error: "HTTP 429".into(),
-            }],
-            status: 200,
-            latency_ms: 812.5,
-            ttfb_ms: Some(120.25),
-            prompt_tokens: 1200,
-            completion_tokens: 300,
-            cache_hit_tokens: 1000,
-            cache_miss_tokens: 200,
-            usage_estimated: false,
-            cost_usd: 0.000_484,
-            stream: true,
-            error: None,
-            classification: false,
-        }
-    }
-
     #[test]
     fn a_routed_event_round_trips_and_is_compact() {
-        let ev = routed();
+        let ev = routed_sample();
         let mut dict = Dict::default();
         let buf = dict.encode(&ev);
         assert_eq!(dict.decode(&buf, ev.ts_ms), Ok(ev.clone()));
@@ -514,7 +516,7 @@ mod tests {
 
     #[test]
     fn version_1_records_still_decode_without_a_dictionary() {
-        let mut ev = routed();
+        let mut ev = routed_sample();
         ev.error = Some("HTTP 502: bad gateway".into());
         let mut buf = Vec::new();
         ev.encode_v1(&mut buf);
@@ -525,14 +527,14 @@ mod tests {
     #[test]
     fn a_compact_record_is_refused_by_a_version_1_reader() {
         // What an older release does with a row written by this one: it is skipped, not misread.
-        let buf = Dict::default().encode(&routed());
+        let buf = Dict::default().encode(&routed_sample());
         let v1_reader_accepts = buf.first().is_some_and(|b| *b >= VERSION);
         assert!(!v1_reader_accepts);
     }
 
     #[test]
     fn long_errors_are_cut_at_a_char_boundary_and_kept_inline() {
-        let mut ev = routed();
+        let mut ev = routed_sample();
         ev.error = Some("é".repeat(2000));
         let mut dict = Dict::default();
         let buf = dict.encode(&ev);
@@ -554,7 +556,7 @@ mod tests {
     #[test]
     fn corrupt_records_are_errors() {
         let mut dict = Dict::default();
-        let mut ev = routed();
+        let mut ev = routed_sample();
         ev.error = Some("boom".into());
         let buf = dict.encode(&ev);
         for cut in 0..buf.len() {

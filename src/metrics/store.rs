@@ -621,27 +621,11 @@ mod tests {
     fn event(ts_ms: u64, provider: &str, rule: &str) -> RequestEvent {
         RequestEvent {
             ts_ms,
-            requested_model: "auto".into(),
             provider: Some(provider.into()),
             upstream_model: Some(format!("{provider}-model")),
             layer: "static".into(),
             rule: rule.into(),
-            attempts: vec![AttemptRecord {
-                provider: "gemini-flash".into(),
-                error: "HTTP 429".into(),
-            }],
-            status: 200,
-            latency_ms: 812.5,
-            ttfb_ms: Some(120.25),
-            prompt_tokens: 1200,
-            completion_tokens: 300,
-            cache_hit_tokens: 1000,
-            cache_miss_tokens: 200,
-            usage_estimated: false,
-            cost_usd: 0.000_484,
-            stream: true,
-            error: None,
-            classification: false,
+            ..crate::metrics::event::routed_sample()
         }
     }
 

@@ -10,10 +10,12 @@ import socket
 import subprocess
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+
+from native_mocks import NativeMock, send_body, serve
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -100,16 +102,9 @@ class Mock:
                     self.wfile.flush()
 
             def send_json(self, status, payload):
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_body(self, status, "application/json", json.dumps(payload).encode())
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self.server = serve(Handler)
 
     @property
     def base_url(self):
@@ -214,7 +209,6 @@ class Native:
     """A gate whose chain is gem (google-genai) → claude (anthropic) → oai (openai-compat)."""
 
     def __init__(self, tmp_path):
-        from native_mocks import NativeMock
         from openai import OpenAI
 
         self.gem = NativeMock("gemini", "gem")

@@ -55,6 +55,23 @@ class Raw:
         return json.dumps(self.body).encode()
 
 
+def send_body(handler, status, content_type, data):
+    """Answer one request with `data` (bytes) and a content-length."""
+    handler.send_response(status)
+    handler.send_header("content-type", content_type)
+    handler.send_header("content-length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
+def serve(handler_class):
+    """A threaded HTTP server on 127.0.0.1, any port, serving in a daemon thread."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_class)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    return server
+
+
 def sse(data, event=None):
     head = f"event: {event}\n" if event else ""
     return f"{head}data: {json.dumps(data)}\n\n".encode()
@@ -204,15 +221,9 @@ class NativeMock:
                 self.wfile.flush()
 
             def send_bytes(self, status, content_type, data):
-                self.send_response(status)
-                self.send_header("content-type", content_type)
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_body(self, status, content_type, data)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self.server = serve(Handler)
 
     @property
     def base_url(self):
