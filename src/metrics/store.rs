@@ -615,7 +615,6 @@ fn prune_chunk(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::AttemptRecord;
     use serde_json::Value;
 
     fn event(ts_ms: u64, provider: &str, rule: &str) -> RequestEvent {
