@@ -173,6 +173,22 @@ fn compile_time(c: &mut Criterion) {
     c.bench_function("parse + check + compile 1,000 rules", |b| {
         b.iter(|| black_box(rules::compile_str(black_box(&src), &providers).is_ok()))
     });
+
+    // Where that time goes.
+    let mut sources = rules::diag::SourceMap::new();
+    let id = sources.add("generated.rules", src.clone());
+    let mut group = c.benchmark_group("1,000 rules, by phase");
+    group.bench_function("parse", |b| {
+        b.iter(|| black_box(rules::parse::parse(&sources, id)))
+    });
+    let parsed = vec![rules::parse::parse(&sources, id).0];
+    group.bench_function("check", |b| {
+        b.iter(|| black_box(rules::check::check(&parsed, &providers, &sources)))
+    });
+    group.bench_function("compile", |b| {
+        b.iter(|| black_box(rules::compile::compile(&parsed, Default::default()).is_ok()))
+    });
+    group.finish();
 }
 
 criterion_group! {

@@ -8,13 +8,15 @@
 
 use std::borrow::Cow;
 
-use aho_corasick::Input;
+use aho_corasick::automaton::{Automaton, StateID};
+use aho_corasick::dfa::DFA;
+use aho_corasick::{AhoCorasick, Anchored, Input};
 use http::HeaderMap;
 
 use super::program::{
-    compare, fold, is_word_char, Atom, BoolField, Instr, IntSource, TextField, TextIndex,
+    compare, fold, is_word_char, Atom, BoolField, Instr, IntSource, Scanner, TextField, TextIndex,
 };
-use super::RouteTable;
+use super::{CompiledRule, RouteTable};
 use crate::request::{ChatRequest, Content, Message, Role};
 
 /// Text parts that start with one of these are client-internal context, not something a
@@ -67,6 +69,28 @@ impl<'t, 'r> Features<'t, 'r> {
     pub fn with_label(mut self, label: &'r str) -> Self {
         self.label = label;
         self
+    }
+
+    /// Whether a rule matches: skipped on a bit test when the field its literals live in is
+    /// already scanned and none of them occurred, otherwise its program is run.
+    pub fn matches(&mut self, rule: &CompiledRule) -> bool {
+        if let Some(need) = &rule.need {
+            if let Some(hits) = self
+                .slots
+                .get(need.slot as usize)
+                .and_then(|s| s.hits.as_deref())
+            {
+                let hit = |l: &u32| {
+                    let bit = 2 * *l as usize;
+                    hits.get(bit / 64)
+                        .is_some_and(|w| w & (1 << (bit % 64)) != 0)
+                };
+                if !need.lits.iter().any(hit) {
+                    return false;
+                }
+            }
+        }
+        self.run(&rule.prog)
     }
 
     /// Run a rule's program.
@@ -172,7 +196,7 @@ impl<'t, 'r> Features<'t, 'r> {
         if !computed {
             let table = self.table;
             let hits = match table.slots.get(slot as usize) {
-                Some(index) if index.ac.is_some() => {
+                Some(index) if index.scanner.is_some() => {
                     let folded = fold(self.text(slot));
                     scan(index, &folded)
                 }
@@ -297,17 +321,121 @@ impl<'t, 'r> Features<'t, 'r> {
     }
 }
 
-/// One pass of the slot's automaton over the folded text: which literals occur, and which
-/// occur as whole words. The automaton reports the longest literal starting at the leftmost
-/// position; restarting one byte after each start enumerates every position where some
-/// literal starts, so a literal failing its boundary at one place cannot hide another, and
-/// shorter literals starting at the same place come from [`LitInfo::prefixes`].
+/// One pass over the folded text: which of the slot's literals occur, and which occur as
+/// whole words.
 fn scan(index: &TextIndex, text: &str) -> Vec<u64> {
     let mut bits = vec![0u64; (2 * index.lits.len()).div_ceil(64)];
-    let Some(ac) = &index.ac else {
-        return bits;
+    match &index.scanner {
+        Some(Scanner::Skip(ac)) => scan_skip(ac, index, text, &mut bits),
+        Some(Scanner::Walk { dfa, max_len }) => scan_walk(dfa, *max_len, index, text, &mut bits),
+        None => {}
+    }
+    bits
+}
+
+/// Every occurrence of every literal, by walking the DFA over each byte.
+///
+/// A DFA walk is bound by the latency of one table load per byte (each step needs the state
+/// the last one produced). Long texts are therefore cut into [`LANES`] segments walked in the
+/// same loop: independent chains the CPU runs side by side. Each segment but the first starts
+/// `max_len - 1` bytes early, from the start state, so by its first own byte its state is
+/// the one a walk from the beginning would have for every literal that could still end
+/// there; a literal is reported by the segment its last byte falls in (and perhaps also by
+/// the next one's lead-in, which is harmless: reports only set bits).
+fn scan_walk(dfa: &DFA, max_len: usize, index: &TextIndex, text: &str, bits: &mut [u64]) {
+    let Ok(start) = dfa.start_state(Anchored::No) else {
+        return;
     };
-    let set = |bits: &mut Vec<u64>, bit: usize| bits[bit / 64] |= 1 << (bit % 64);
+    let bytes = text.as_bytes();
+    let seg = bytes.len() / LANES;
+    if seg < 64 || seg < 4 * max_len {
+        walk(dfa, start, index, text, 0, bytes, bits);
+        return;
+    }
+    let lead = max_len.saturating_sub(1);
+    let from = |k: usize| (k * seg).saturating_sub(if k == 0 { 0 } else { lead });
+    let to = |k: usize| {
+        if k + 1 == LANES {
+            bytes.len()
+        } else {
+            (k + 1) * seg
+        }
+    };
+    // The part all lanes share, walked interleaved; each lane's rest is walked alone.
+    let common = (0..LANES).map(|k| to(k) - from(k)).min().unwrap_or(0);
+    let lane = |k: usize| &bytes[from(k)..from(k) + common];
+    let mut sid = [start; LANES];
+    for (i, (((&b0, &b1), &b2), &b3)) in lane(0)
+        .iter()
+        .zip(lane(1))
+        .zip(lane(2))
+        .zip(lane(3))
+        .enumerate()
+    {
+        for (k, b) in [b0, b1, b2, b3].into_iter().enumerate() {
+            sid[k] = dfa.next_state(Anchored::No, sid[k], b);
+            if dfa.is_special(sid[k]) {
+                on_match(dfa, sid[k], index, text, from(k) + i + 1, bits);
+            }
+        }
+    }
+    for (k, &s) in sid.iter().enumerate() {
+        let at = from(k) + common;
+        walk(dfa, s, index, text, at, &bytes[at..to(k)], bits);
+    }
+}
+
+/// Segments a long text is cut into for [`scan_walk`].
+const LANES: usize = 4;
+
+/// Walk `part` (which starts at byte `offset` of `text`) from state `sid`.
+fn walk(
+    dfa: &DFA,
+    mut sid: StateID,
+    index: &TextIndex,
+    text: &str,
+    offset: usize,
+    part: &[u8],
+    bits: &mut [u64],
+) {
+    for (i, &b) in part.iter().enumerate() {
+        sid = dfa.next_state(Anchored::No, sid, b);
+        if dfa.is_special(sid) {
+            on_match(dfa, sid, index, text, offset + i + 1, bits);
+        }
+    }
+}
+
+/// Record the literals of a match state whose last byte is `text[end - 1]`.
+#[inline(never)]
+fn on_match(dfa: &DFA, sid: StateID, index: &TextIndex, text: &str, end: usize, bits: &mut [u64]) {
+    if !dfa.is_match(sid) {
+        return;
+    }
+    let bytes = text.as_bytes();
+    for i in 0..dfa.match_len(sid) {
+        let lit = dfa.match_pattern(sid, i).as_usize();
+        let Some(info) = index.lits.get(lit) else {
+            continue;
+        };
+        bits[lit / 32] |= 1 << (2 * lit % 64);
+        let word_bit = 2 * lit + 1;
+        if info.as_word
+            && bits[word_bit / 64] & (1 << (word_bit % 64)) == 0
+            && (!info.bound_start || !prev_is_word(bytes, text, end - info.text.len()))
+            && (!info.bound_end || !next_is_word(bytes, text, end))
+        {
+            bits[word_bit / 64] |= 1 << (word_bit % 64);
+        }
+    }
+}
+
+/// Leftmost-longest matches, restarting one byte after each match start: that enumerates
+/// every position where some literal starts, so a literal failing its boundary at one place
+/// cannot hide another, and shorter literals starting at the same place come from
+/// [`LitInfo::prefixes`].
+fn scan_skip(ac: &AhoCorasick, index: &TextIndex, text: &str, bits: &mut [u64]) {
+    let set = |bits: &mut [u64], bit: usize| bits[bit / 64] |= 1 << (bit % 64);
     let bytes = text.as_bytes();
     let mut at = 0;
     while at < bytes.len() {
@@ -319,27 +447,26 @@ fn scan(index: &TextIndex, text: &str) -> Vec<u64> {
         let Some(info) = index.lits.get(lit) else {
             continue;
         };
-        set(&mut bits, 2 * lit);
+        set(bits, 2 * lit);
         let start_ok = !prev_is_word(bytes, text, m.start());
         if info.as_word
             && (!info.bound_start || start_ok)
             && (!info.bound_end || !next_is_word(bytes, text, m.end()))
         {
-            set(&mut bits, 2 * lit + 1);
+            set(bits, 2 * lit + 1);
         }
         for &(p, next_is_word_char) in info.prefixes.iter() {
-            set(&mut bits, 2 * p as usize);
+            set(bits, 2 * p as usize);
             if let Some(pi) = index.lits.get(p as usize) {
                 if pi.as_word
                     && (!pi.bound_start || start_ok)
                     && (!pi.bound_end || !next_is_word_char)
                 {
-                    set(&mut bits, 2 * p as usize + 1);
+                    set(bits, 2 * p as usize + 1);
                 }
             }
         }
     }
-    bits
 }
 
 fn prev_is_word(bytes: &[u8], text: &str, at: usize) -> bool {
@@ -489,5 +616,216 @@ fn count_chars(s: &str) -> usize {
         s.len()
     } else {
         s.chars().count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::{compile_str, Providers};
+
+    /// Every literal's (occurs, occurs as a word) found by brute force over the folded text.
+    fn naive(lits: &[LitInfoView], text: &str) -> Vec<(bool, bool)> {
+        let bytes = text.as_bytes();
+        lits.iter()
+            .map(|l| {
+                let mut any = false;
+                let mut word = false;
+                let starts = (0..text.len()).filter(|&at| {
+                    text.is_char_boundary(at) && text[at..].starts_with(l.text.as_str())
+                });
+                for at in starts {
+                    any = true;
+                    let end = at + l.text.len();
+                    if (!l.bound_start || !prev_is_word(bytes, text, at))
+                        && (!l.bound_end || !next_is_word(bytes, text, end))
+                    {
+                        word = true;
+                    }
+                }
+                (any, word && l.as_word)
+            })
+            .collect()
+    }
+
+    struct LitInfoView {
+        text: String,
+        as_word: bool,
+        bound_start: bool,
+        bound_end: bool,
+    }
+
+    fn next(rng: &mut u64) -> usize {
+        *rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (*rng >> 33) as usize
+    }
+
+    /// Scans of long texts (several lanes) and short ones, by each scanner kind, agree with a
+    /// brute-force search, literals placed on lane boundaries and overlapping each other
+    /// included.
+    #[test]
+    fn one_pass_scan_finds_every_literal_a_brute_force_search_finds() {
+        const PIECES: &[&str] = &[
+            "no", "hi", "tare", "taremi", "remi", "mi", "é", "Straße", "证明", "ab", "b", " ", " ",
+            " ", ".", "x", "Tare", "MIso", "so", "lamiso", "\\frac", "{",
+        ];
+        let sets: [&[&str]; 3] = [
+            // short literals: walked
+            &["no", "hi", "taremi", "remi", "straße", "证明", "\\frac"],
+            // long literals only: skipped ahead with a prefilter
+            &["taremi", "lamiso", "straße", "remiso"],
+            // many literals: walked
+            &[],
+        ];
+        let mut rng = 7u64;
+        for (n, set) in sets.iter().enumerate() {
+            let mut words: Vec<String> = set.iter().map(|s| s.to_string()).collect();
+            if words.is_empty() {
+                for i in 0..300 {
+                    words.push(format!(
+                        "{}{}{}",
+                        PIECES[i % PIECES.len()],
+                        PIECES[(i / 3) % PIECES.len()],
+                        i
+                    ));
+                }
+                words.extend(["tare", "mi", "so"].map(String::from));
+            }
+            let list = words
+                .iter()
+                .map(|w| format!("{w:?}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let src = format!(
+                "keywords k {{ {list} }}\nlayer heuristic {{\n  rule a when score(k) >= 999 route p\n  rule b when last_user contains any [{list}] route p\n}}\n"
+            );
+            let table =
+                compile_str(&src, &Providers::all_loaded(&["p"])).unwrap_or_else(|r| panic!("{r}"));
+            let index = &table.slots[0];
+            match (n, &index.scanner) {
+                (0 | 2, Some(Scanner::Walk { .. })) | (1, Some(Scanner::Skip(_))) => {}
+                (n, s) => panic!("set {n} got scanner {s:?}"),
+            }
+            let lits: Vec<LitInfoView> = index
+                .lits
+                .iter()
+                .map(|l| LitInfoView {
+                    text: l.text.to_string(),
+                    as_word: l.as_word,
+                    bound_start: l.bound_start,
+                    bound_end: l.bound_end,
+                })
+                .collect();
+            let mut texts = Vec::new();
+            for len in [0usize, 3, 40, 300, 1_000, 4_099, 9_000] {
+                for _ in 0..8 {
+                    let mut text = String::new();
+                    while text.len() < len {
+                        text.push_str(PIECES[next(&mut rng) % PIECES.len()]);
+                    }
+                    texts.push(text);
+                }
+            }
+            // One literal alone in filler, its last byte on each side of each lane boundary.
+            let len = 4_000;
+            for (i, lit) in lits.iter().enumerate().step_by(5) {
+                for k in 1..LANES {
+                    for shift in 0..=lit.text.len() + 1 {
+                        let Some(at) = (k * len / LANES + shift).checked_sub(lit.text.len()) else {
+                            continue;
+                        };
+                        let text = format!(
+                            "{}{}{}",
+                            "~".repeat(at),
+                            lit.text,
+                            "~".repeat(len - at - lit.text.len())
+                        );
+                        let bits = scan(index, &text);
+                        let got = |b: usize| bits[b / 64] & (1 << (b % 64)) != 0;
+                        assert!(got(2 * i), "set {n}, {:?} starting at {at}", lit.text);
+                        assert_eq!(got(2 * i + 1), lit.as_word, "set {n}, {:?}", lit.text);
+                    }
+                }
+            }
+            for text in &texts {
+                let len = text.len();
+                {
+                    let folded = fold(text);
+                    let bits = scan(index, &folded);
+                    for (i, (any, word)) in naive(&lits, &folded).into_iter().enumerate() {
+                        let got = |b: usize| bits[b / 64] & (1 << (b % 64)) != 0;
+                        assert_eq!(
+                            got(2 * i),
+                            any,
+                            "set {n}, {:?} in {len} bytes",
+                            lits[i].text
+                        );
+                        assert_eq!(
+                            got(2 * i + 1),
+                            word,
+                            "set {n}, {:?} as a word in {len} bytes",
+                            lits[i].text
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Skipping a rule on its necessary literals never changes whether it matches: every rule
+    /// of a mixed table agrees with its program run in full, with the fields scanned first.
+    #[test]
+    fn rules_skipped_on_missing_literals_are_exactly_the_rules_that_cannot_match() {
+        let src = r#"
+keywords k { "alpha", "beta" }
+layer heuristic {
+  rule scan when last_user contains "zzz" or system contains "zzz" route p
+  rule low when score(k) < 1 route p
+  rule zero_in when score(k) in [0, 2] route p
+  rule some when score(k) >= 1 route p
+  rule not_lit when not last_user contains "gamma" route p
+  rule or_mixed when last_user contains "gamma" or tokens > 0 route p
+  rule or_slots when last_user contains "gamma" or system contains "alpha" route p
+  rule and_lit when tokens > 0 and last_user contains "beta" route p
+  rule re when last_user matches /gam+a/ route p
+  rule re_free when last_user matches /[a-z]+/ route p
+}
+"#;
+        let table =
+            compile_str(src, &Providers::all_loaded(&["p"])).unwrap_or_else(|r| panic!("{r}"));
+        for (system, user) in [
+            ("", ""),
+            ("alpha", "nothing here"),
+            ("none", "alpha and beta"),
+            ("none", "gammma"),
+            ("alpha beta", "gamma"),
+        ] {
+            let body = serde_json::json!({"model": "auto", "messages": [
+                {"role": "system", "content": system}, {"role": "user", "content": user}]});
+            let bytes = serde_json::to_vec(&body).expect("json");
+            let req = ChatRequest::parse(&bytes).expect("request");
+            let headers = HeaderMap::new();
+            let mut skipping = Features::new(&table, &req, &headers);
+            for slot in 0..table.slots.len() {
+                skipping.hits(slot as u16);
+            }
+            for rule in table.rules() {
+                let mut full = Features::new(&table, &req, &headers);
+                assert_eq!(
+                    skipping.matches(rule),
+                    full.run(&rule.prog),
+                    "rule {} on system {system:?}, user {user:?}",
+                    rule.name
+                );
+            }
+        }
+        let needs: Vec<bool> = table.rules().iter().map(|r| r.need.is_some()).collect();
+        assert_eq!(
+            needs,
+            [false, false, false, true, false, false, false, true, true, false],
+            "which rules have necessary literals"
+        );
     }
 }

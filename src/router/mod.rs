@@ -119,6 +119,8 @@ pub struct CompiledRule {
     pub targets: Vec<Arc<str>>,
     /// The condition as a flat program (empty: always matches).
     pub(crate) prog: Vec<Instr>,
+    /// Literals one of which the condition needs (see [`program::need`]).
+    pub(crate) need: Option<program::Need>,
     /// The condition's shape with each test's source text, for `route --explain`.
     pub(crate) explain: Option<crate::rules::explain::XCond>,
 }
@@ -202,7 +204,7 @@ impl RouteTable {
         let end = self.classifier_start();
         self.rules[..end]
             .iter()
-            .find(|r| features.run(&r.prog))
+            .find(|r| features.matches(r))
             .map(CompiledRule::decision)
     }
 
@@ -217,12 +219,12 @@ impl RouteTable {
         let mut features = Features::new(self, req, headers).with_label(label);
         self.rules[self.classifier_start()..]
             .iter()
-            .find(|r| features.run(&r.prog))
+            .find(|r| features.matches(r))
             .map(CompiledRule::decision)
     }
 
     pub(crate) fn first_match(&self, features: &mut Features<'_, '_>) -> Option<&CompiledRule> {
-        self.rules.iter().find(|r| features.run(&r.prog))
+        self.rules.iter().find(|r| features.matches(r))
     }
 
     /// The `default` route's decision (layer `default`), or `no-match` when there is none.

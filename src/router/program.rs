@@ -193,13 +193,83 @@ pub fn flatten(cond: &Cond) -> Vec<Instr> {
     out
 }
 
+/// A condition's necessary literals: it can only be true when one of `lits` occurs in the
+/// field of `slot`. Once that field is scanned, a rule whose literals all missed is skipped
+/// without running its program, so a thousand keyword rules cost a bit test each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Need {
+    pub slot: Slot,
+    pub lits: Box<[u32]>,
+}
+
+/// The literals one of which must occur for `cond` to be true, if there is such a set in a
+/// single field (a literal test or a literal-prefixed regex in every branch of an `or`, in
+/// some conjunct of an `and`; a keyword score compared so that zero fails).
+pub fn need(cond: &Cond, atoms: &[Atom], sets: &[ScoreSet], regexes: &[RegexAtom]) -> Option<Need> {
+    match cond {
+        Cond::Atom(id) => match atoms.get(*id as usize)? {
+            Atom::Lit { slot, lit, .. } => Some(Need {
+                slot: *slot,
+                lits: Box::new([*lit]),
+            }),
+            Atom::Regex { idx } => {
+                let re = regexes.get(*idx as usize)?;
+                Some(Need {
+                    slot: re.slot,
+                    lits: re.prefilter.clone()?,
+                })
+            }
+            Atom::Int {
+                src: IntSource::Score(set),
+                cmp,
+                value,
+            } if !compare(0, *cmp, *value) => score_need(sets.get(*set as usize)?),
+            Atom::IntIn {
+                src: IntSource::Score(set),
+                values,
+            } if !values.contains(&0) => score_need(sets.get(*set as usize)?),
+            _ => None,
+        },
+        Cond::And(parts) => parts
+            .iter()
+            .filter_map(|p| need(p, atoms, sets, regexes))
+            .min_by_key(|n| n.lits.len()),
+        Cond::Or(parts) => {
+            let mut slot = None;
+            let mut lits: Vec<u32> = Vec::new();
+            for p in parts {
+                let n = need(p, atoms, sets, regexes)?;
+                if slot.is_some_and(|s| s != n.slot) {
+                    return None;
+                }
+                slot = Some(n.slot);
+                lits.extend_from_slice(&n.lits);
+            }
+            lits.sort_unstable();
+            lits.dedup();
+            Some(Need {
+                slot: slot?,
+                lits: lits.into(),
+            })
+        }
+        Cond::Not(_) => None,
+    }
+}
+
+fn score_need(set: &ScoreSet) -> Option<Need> {
+    Some(Need {
+        slot: set.slot,
+        lits: set.entries.iter().map(|(lit, _)| *lit).collect(),
+    })
+}
+
 /// Everything compiled for one text field.
 #[derive(Debug)]
 pub struct TextIndex {
     pub field: TextField,
     /// All literals and keywords tested against this field (case-folded), plus the required
     /// literals of its regexes: one automaton, one pass per request.
-    pub ac: Option<AhoCorasick>,
+    pub scanner: Option<Scanner>,
     pub lits: Vec<LitInfo>,
     /// Interned lowercase values for equality (model and header slots only).
     pub classes: HashMap<Box<str>, u32>,
@@ -216,9 +286,28 @@ pub struct LitInfo {
     pub bound_start: bool,
     pub bound_end: bool,
     /// Other literals that are proper prefixes of this one, with whether the character right
-    /// after the prefix is a word character. The scan reports the longest literal at each
-    /// position; these are the shorter ones hiding under it.
+    /// after the prefix is a word character. A [`Scanner::Skip`] search reports the longest
+    /// literal at each position; these are the shorter ones hiding under it (empty for
+    /// [`Scanner::Walk`], which reports every literal).
     pub prefixes: Box<[(u32, bool)]>,
+}
+
+/// How a field's literals are found: one pass either way, the kind chosen per field when the
+/// table is compiled.
+#[derive(Debug)]
+pub enum Scanner {
+    /// A few long literals: the crate's leftmost-longest search, which skips ahead with a SIMD
+    /// prefilter (memchr, Teddy) and restarts one byte after each match start. Scanning a 50 KB
+    /// system prompt for two phrases costs a few microseconds.
+    Skip(AhoCorasick),
+    /// Anything else (short words like "hi" that occur every few bytes, or hundreds of
+    /// literals, where a prefilter stops constantly): a plain walk of a full DFA over every
+    /// byte, reporting every occurrence of every literal, no restarts.
+    Walk {
+        dfa: Box<aho_corasick::dfa::DFA>,
+        /// The longest literal's length in bytes.
+        max_len: usize,
+    },
 }
 
 /// A regex of a rule, with the literals one of which any match must start with.
@@ -273,22 +362,66 @@ fn is_unspaced_script(c: char) -> bool {
 
 /// Lowercase text character by character (not `str::to_lowercase`, whose final-sigma rule
 /// would make folding depend on context): patterns and texts fold the same way, so a folded
-/// pattern occurs in a folded text wherever the pattern occurs ignoring case. Copies ASCII runs
-/// in bulk; only non-ASCII characters are mapped one by one.
+/// pattern occurs in a folded text wherever the pattern occurs ignoring case. ASCII text (the
+/// usual prompt) is lowered in one vectorised pass; otherwise ASCII runs are copied in bulk and
+/// only non-ASCII characters are mapped one by one.
 pub fn fold(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
+    if text.is_ascii() {
+        return text.to_ascii_lowercase();
+    }
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
     let mut rest = text;
-    while let Some(pos) = rest.bytes().position(|b| b >= 0x80) {
-        out.push_str(&rest[..pos]);
-        let Some(c) = rest[pos..].chars().next() else {
+    while !rest.is_empty() {
+        let run = ascii_prefix_len(rest.as_bytes());
+        let start = out.len();
+        out.push_str(&rest[..run]);
+        out[start..].make_ascii_lowercase();
+        rest = &rest[run..];
+        let mut chars = rest.chars();
+        let Some(c) = chars.next() else {
             break;
         };
-        out.extend(c.to_lowercase());
-        rest = &rest[pos + c.len_utf8()..];
+        if has_no_case(c) {
+            out.push(c);
+        } else {
+            out.extend(c.to_lowercase());
+        }
+        rest = chars.as_str();
     }
-    out.push_str(rest);
-    out.make_ascii_lowercase();
     out
+}
+
+/// The length of the ASCII prefix of `bytes`, eight bytes at a time.
+fn ascii_prefix_len(bytes: &[u8]) -> usize {
+    let mut words = bytes.chunks_exact(8);
+    let mut n = 0;
+    for w in words.by_ref() {
+        let high = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]])
+            & 0x8080_8080_8080_8080;
+        if high != 0 {
+            return n + (high.trailing_zeros() / 8) as usize;
+        }
+        n += 8;
+    }
+    n + words
+        .remainder()
+        .iter()
+        .position(|b| !b.is_ascii())
+        .unwrap_or(words.remainder().len())
+}
+
+/// Blocks of characters without case (punctuation, arrows, box drawing, CJK, kana, Hangul,
+/// emoji), which prompts are full of: skipping the case table's binary search for them keeps
+/// folding a non-English prompt close to the speed of copying it.
+fn has_no_case(c: char) -> bool {
+    matches!(c as u32,
+        0x2000..=0x206F     // general punctuation (dashes, quotes, bullets)
+        | 0x2190..=0x23FF   // arrows, mathematical operators, technical
+        | 0x2500..=0x25FF   // box drawing, block elements, shapes
+        | 0x2E80..=0xA4CF   // CJK, kana, Bopomofo, Yi
+        | 0xAC00..=0xD7FF   // Hangul syllables
+        | 0x1F000..=0x1FAFF // emoji and pictographs
+    )
 }
 
 /// Compare with an operator.
@@ -326,6 +459,34 @@ mod tests {
                 Instr::Not,
             ]
         );
+    }
+
+    #[test]
+    fn characters_skipped_by_folding_really_have_no_lowercase() {
+        for c in (0..=0x10FFFF)
+            .filter_map(char::from_u32)
+            .filter(|&c| has_no_case(c))
+        {
+            assert!(
+                c.to_lowercase().eq(std::iter::once(c)),
+                "{c:?} (U+{:04X}) has a lowercase form",
+                c as u32
+            );
+        }
+    }
+
+    #[test]
+    fn folding_lowers_every_script_like_char_by_char_lowercasing() {
+        let text = "Straße ÄÖÜ ΣΑΣ Доказать 证明 — Ⅻ Ⓐ İ K → 🚀 HELLO wORLD ".repeat(3);
+        let expected: String = text.chars().flat_map(char::to_lowercase).collect();
+        assert_eq!(fold(&text), expected);
+        assert_eq!(fold("Plain ASCII Text"), "plain ascii text");
+        for cut in 0..text.len() {
+            if let Some(prefix) = text.get(..cut) {
+                let expected: String = prefix.chars().flat_map(char::to_lowercase).collect();
+                assert_eq!(fold(prefix), expected);
+            }
+        }
     }
 
     #[test]

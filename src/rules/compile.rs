@@ -18,8 +18,8 @@ use super::diag::Diagnostic;
 use super::explain::{XCond, XOperand};
 use super::fields::{resolve, IntOperand, Resolved};
 use crate::router::program::{
-    flatten, fold, is_word_char, Atom, Cond, IntSource, LitInfo, RegexAtom, ScoreSet, Slot,
-    TextField, TextIndex,
+    flatten, fold, is_word_char, need, Atom, Cond, IntSource, LitInfo, RegexAtom, Scanner,
+    ScoreSet, Slot, TextField, TextIndex,
 };
 use crate::router::{CompiledRule, RouteTable, TableInfo};
 
@@ -39,12 +39,13 @@ pub fn compile(files: &[RulesFile], info: TableInfo) -> Result<RouteTable, Vec<D
         ..Builder::default()
     };
     let mut rules = Vec::with_capacity(col.rules.len());
+    let mut conds = Vec::with_capacity(col.rules.len());
     for (layer, r) in &col.rules {
-        let (prog, explain) = match &r.when {
-            None => (Vec::new(), None),
+        let (prog, cond, explain) = match &r.when {
+            None => (Vec::new(), None, None),
             Some(w) => {
                 let (cond, x) = b.expr(w);
-                (flatten(&cond), Some(x))
+                (flatten(&cond), Some(cond), Some(x))
             }
         };
         rules.push(CompiledRule {
@@ -52,14 +53,22 @@ pub fn compile(files: &[RulesFile], info: TableInfo) -> Result<RouteTable, Vec<D
             name: Arc::from(r.name.name.as_str()),
             targets: r.route.iter().map(|t| Arc::from(t.name.as_str())).collect(),
             prog,
+            need: None,
             explain,
         });
+        conds.push(cond);
     }
     let default = col
         .default
         .map(|d| d.route.iter().map(|t| Arc::from(t.name.as_str())).collect());
     if !b.errors.is_empty() {
         return Err(b.errors);
+    }
+    // Regex prefixes are interned as rules compile, so needs are computed once all are known.
+    for (rule, cond) in rules.iter_mut().zip(&conds) {
+        rule.need = cond
+            .as_ref()
+            .and_then(|c| need(c, &b.atoms, &b.sets, &b.regexes));
     }
     let slots = b.slots.into_iter().map(SlotBuilder::finish).collect();
     Ok(RouteTable {
@@ -128,8 +137,47 @@ impl SlotBuilder {
     }
 
     fn finish(mut self) -> TextIndex {
-        // For each literal, the other literals that are its proper prefixes (the scan sees
-        // only the longest literal at a position).
+        let scanner = if self.lits.is_empty() {
+            None
+        } else if self.skippable() {
+            self.link_prefixes();
+            skip_scanner(&self.lits)
+        } else {
+            aho_corasick::dfa::DFA::builder()
+                .match_kind(MatchKind::Standard)
+                .prefilter(false)
+                .build(self.lits.iter().map(|l| l.text.as_bytes()))
+                .ok()
+                .map(|dfa| Scanner::Walk {
+                    dfa: Box::new(dfa),
+                    max_len: self.lits.iter().map(|l| l.text.len()).max().unwrap_or(0),
+                })
+                .or_else(|| {
+                    self.link_prefixes();
+                    skip_scanner(&self.lits)
+                })
+        };
+        TextIndex {
+            field: self.field.unwrap_or(TextField::Label),
+            scanner,
+            lits: self.lits,
+            classes: self.classes,
+        }
+    }
+}
+
+impl SlotBuilder {
+    /// Whether a prefilter can skip most of a text: few literals (the crate's SIMD Teddy
+    /// search takes up to 64), none shorter than three bytes. Measured on the stock keywords
+    /// ("hi", "no", ...) over 1.5 KB, a prefilter made the scan 3x slower; on 32 KB with 150
+    /// six-letter literals, 2x slower than walking the DFA.
+    fn skippable(&self) -> bool {
+        self.lits.len() <= 64 && self.lits.iter().all(|l| l.text.len() >= 3)
+    }
+
+    /// For each literal, the other literals that are its proper prefixes (a leftmost-longest
+    /// search sees only the longest literal at a position).
+    fn link_prefixes(&mut self) {
         for i in 0..self.lits.len() {
             let text = self.lits[i].text.clone();
             let prefixes: Vec<(u32, bool)> = text
@@ -143,39 +191,19 @@ impl SlotBuilder {
                 .collect();
             self.lits[i].prefixes = prefixes.into();
         }
-        let ac = if self.lits.is_empty() {
-            None
-        } else {
-            // Case-sensitive over folded text, leftmost-longest: this lets the crate use its
-            // fastest prefilters (SIMD for small sets), which ASCII case-insensitivity and
-            // overlapping search would rule out.
-            //
-            // A prefilter (SIMD search for the literals' first or rarest bytes) is a big win for
-            // long literals, e.g. scanning a 50 KB system prompt for two phrases, and a big loss
-            // when short words like "hi" and "no" make it stop every few bytes: then the plain
-            // automaton is faster (measured: 4 µs instead of 13 µs on 1.5 KB with the stock
-            // keywords).
-            let min_len = self.lits.iter().map(|l| l.text.len()).min().unwrap_or(0);
-            let prefilter = min_len >= 3;
-            // A full DFA scans 2-3x faster than the contiguous NFA the crate picks for large
-            // sets (measured on 32 KB with 400 literals: 13 µs against 39 µs) and costs a few
-            // milliseconds more to build; above ~500 literals its memory grows too
-            // much (1,400 literals: +30 ms to build, no faster) and the crate's choice stands.
-            let kind = (self.lits.len() <= 500).then_some(AhoCorasickKind::DFA);
-            AhoCorasick::builder()
-                .match_kind(MatchKind::LeftmostLongest)
-                .kind(kind)
-                .prefilter(prefilter)
-                .build(self.lits.iter().map(|l| l.text.as_bytes()))
-                .ok()
-        };
-        TextIndex {
-            field: self.field.unwrap_or(TextField::Label),
-            ac,
-            lits: self.lits,
-            classes: self.classes,
-        }
     }
+}
+
+/// Leftmost-longest over the folded text, with the crate's prefilter. A full DFA scans 2-3x
+/// faster than the contiguous NFA the crate picks for large sets; above ~500 literals (only
+/// reached when the DFA walk could not be built) its memory grows too much.
+fn skip_scanner(lits: &[LitInfo]) -> Option<Scanner> {
+    AhoCorasick::builder()
+        .match_kind(MatchKind::LeftmostLongest)
+        .kind((lits.len() <= 500).then_some(AhoCorasickKind::DFA))
+        .build(lits.iter().map(|l| l.text.as_bytes()))
+        .ok()
+        .map(Scanner::Skip)
 }
 
 /// The literals one of which every match of `re` starts with (case-folded), if the regex has
@@ -186,7 +214,12 @@ fn literal_prefixes(source: &str) -> Option<Vec<String>> {
         .parse(source)
         .ok()?;
     let mut extractor = Extractor::new();
-    extractor.kind(ExtractKind::Prefix).limit_total(64);
+    // A class wider than a case pair (`[0-9]`) ends the prefix rather than multiplying it:
+    // `ab[0-9]x` is found by `ab` alone, one literal instead of ten.
+    extractor
+        .kind(ExtractKind::Prefix)
+        .limit_class(4)
+        .limit_total(64);
     let seq = extractor.extract(&hir);
     let lits = seq.literals()?;
     if lits.is_empty() {
