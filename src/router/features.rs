@@ -74,23 +74,28 @@ impl<'t, 'r> Features<'t, 'r> {
     /// Whether a rule matches: skipped on a bit test when the field its literals live in is
     /// already scanned and none of them occurred, otherwise its program is run.
     pub fn matches(&mut self, rule: &CompiledRule) -> bool {
+        let table = self.table;
         if let Some(need) = &rule.need {
             if let Some(hits) = self
                 .slots
                 .get(need.slot as usize)
                 .and_then(|s| s.hits.as_deref())
             {
+                let lits = table
+                    .need_lits
+                    .get(need.lits.start as usize..need.lits.end as usize)
+                    .unwrap_or(&[]);
                 let hit = |l: &u32| {
                     let bit = 2 * *l as usize;
                     hits.get(bit / 64)
                         .is_some_and(|w| w & (1 << (bit % 64)) != 0)
                 };
-                if !need.lits.iter().any(hit) {
+                if !lits.iter().any(hit) {
                     return false;
                 }
             }
         }
-        self.run(&rule.prog)
+        self.run(table.program(rule))
     }
 
     /// Run a rule's program.
@@ -815,7 +820,7 @@ layer heuristic {
                 let mut full = Features::new(&table, &req, &headers);
                 assert_eq!(
                     skipping.matches(rule),
-                    full.run(&rule.prog),
+                    full.run(table.program(rule)),
                     "rule {} on system {system:?}, user {user:?}",
                     rule.name
                 );

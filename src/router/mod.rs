@@ -117,10 +117,12 @@ pub struct CompiledRule {
     pub layer: Layer,
     pub name: Arc<str>,
     pub targets: Vec<Arc<str>>,
-    /// The condition as a flat program (empty: always matches).
-    pub(crate) prog: Vec<Instr>,
+    /// The condition as a flat program (empty: always matches): its range in
+    /// [`RouteTable::code`], where all rules' programs lie back to back, so trying a thousand
+    /// rules reads memory in order instead of chasing a pointer per rule.
+    pub(crate) prog: std::ops::Range<u32>,
     /// Literals one of which the condition needs (see [`program::need`]).
-    pub(crate) need: Option<program::Need>,
+    pub(crate) need: Option<program::NeedRef>,
     /// The condition's shape with each test's source text, for `route --explain`.
     pub(crate) explain: Option<crate::rules::explain::XCond>,
 }
@@ -152,6 +154,10 @@ pub struct RouteTable {
     pub(crate) rules: Vec<CompiledRule>,
     /// The `default` route's targets; `None` when the rules have no `default`.
     pub(crate) default: Option<Vec<Arc<str>>>,
+    /// Every rule's program (see [`CompiledRule::prog`]).
+    pub(crate) code: Vec<Instr>,
+    /// Every rule's necessary literals (see [`program::Need::lits`]).
+    pub(crate) need_lits: Vec<u32>,
     pub(crate) atoms: Vec<Atom>,
     pub(crate) slots: Vec<TextIndex>,
     pub(crate) sets: Vec<ScoreSet>,
@@ -257,6 +263,13 @@ impl RouteTable {
     /// Number of rules (the `default` not counted).
     pub fn rule_count(&self) -> usize {
         self.rules.len()
+    }
+
+    /// A rule's program.
+    pub(crate) fn program(&self, rule: &CompiledRule) -> &[Instr] {
+        self.code
+            .get(rule.prog.start as usize..rule.prog.end as usize)
+            .unwrap_or(&[])
     }
 
     /// The rules in evaluation order.

@@ -199,7 +199,15 @@ pub fn flatten(cond: &Cond) -> Vec<Instr> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Need {
     pub slot: Slot,
+    /// Literal ids of the slot; in a compiled table, a range of its `need_lits`.
     pub lits: Box<[u32]>,
+}
+
+/// A [`Need`] as a compiled rule holds it: the literals are a range of the table's `need_lits`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NeedRef {
+    pub slot: Slot,
+    pub lits: std::ops::Range<u32>,
 }
 
 /// The literals one of which must occur for `cond` to be true, if there is such a set in a

@@ -18,7 +18,7 @@ use super::diag::Diagnostic;
 use super::explain::{XCond, XOperand};
 use super::fields::{resolve, IntOperand, Resolved};
 use crate::router::program::{
-    flatten, fold, is_word_char, need, Atom, Cond, IntSource, LitInfo, RegexAtom, Scanner,
+    flatten, fold, is_word_char, need, Atom, Cond, IntSource, LitInfo, NeedRef, RegexAtom, Scanner,
     ScoreSet, Slot, TextField, TextIndex,
 };
 use crate::router::{CompiledRule, RouteTable, TableInfo};
@@ -40,14 +40,19 @@ pub fn compile(files: &[RulesFile], info: TableInfo) -> Result<RouteTable, Vec<D
     };
     let mut rules = Vec::with_capacity(col.rules.len());
     let mut conds = Vec::with_capacity(col.rules.len());
+    let mut code = Vec::new();
+    let mut need_lits = Vec::new();
     for (layer, r) in &col.rules {
-        let (prog, cond, explain) = match &r.when {
-            None => (Vec::new(), None, None),
+        let start = code.len() as u32;
+        let (cond, explain) = match &r.when {
+            None => (None, None),
             Some(w) => {
                 let (cond, x) = b.expr(w);
-                (flatten(&cond), Some(cond), Some(x))
+                code.extend(flatten(&cond));
+                (Some(cond), Some(x))
             }
         };
+        let prog = start..code.len() as u32;
         rules.push(CompiledRule {
             layer: *layer,
             name: Arc::from(r.name.name.as_str()),
@@ -66,9 +71,18 @@ pub fn compile(files: &[RulesFile], info: TableInfo) -> Result<RouteTable, Vec<D
     }
     // Regex prefixes are interned as rules compile, so needs are computed once all are known.
     for (rule, cond) in rules.iter_mut().zip(&conds) {
-        rule.need = cond
+        let Some(n) = cond
             .as_ref()
-            .and_then(|c| need(c, &b.atoms, &b.sets, &b.regexes));
+            .and_then(|c| need(c, &b.atoms, &b.sets, &b.regexes))
+        else {
+            continue;
+        };
+        let start = need_lits.len() as u32;
+        need_lits.extend_from_slice(&n.lits);
+        rule.need = Some(NeedRef {
+            slot: n.slot,
+            lits: start..need_lits.len() as u32,
+        });
     }
     let slots = b.slots.into_iter().map(SlotBuilder::finish).collect();
     Ok(RouteTable {
@@ -78,6 +92,8 @@ pub fn compile(files: &[RulesFile], info: TableInfo) -> Result<RouteTable, Vec<D
         },
         rules,
         default,
+        code,
+        need_lits,
         atoms: b.atoms,
         slots,
         sets: b.sets,

@@ -75,7 +75,7 @@ pub fn explain_rules(
     let mut f = Features::new(table, req, headers).with_label(label);
     let mut steps = Vec::new();
     for rule in &table.rules()[range] {
-        let matched = f.run(&rule.prog);
+        let matched = f.run(table.program(rule));
         let why = match &rule.explain {
             None => "no condition: always matches".to_owned(),
             Some(x) => describe(x, &mut f).1,
