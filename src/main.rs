@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use clawgate::app::{EnvSource, Overrides};
 use clawgate::reload::Reloader;
@@ -345,14 +347,25 @@ async fn shutdown_signal() {
     }
 }
 
+/// Log filter: `RUST_LOG` when set (`target=level` pairs, e.g. `clawgate=debug,hyper=info`),
+/// else `log_level` for ClawGate and `warn` for its libraries. A `Targets` filter rather than
+/// an `EnvFilter`: the latter's span and field matching would pull in full regex DFAs that then
+/// every regex in the rules would be compiled to, tripling the compile time of regex rules.
 fn init_logging(level: &str) {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(format!("clawgate={level},warn")))
-        .unwrap_or_else(|_| EnvFilter::new("clawgate=info,warn"));
+    let parse = |s: &str| s.parse::<Targets>().ok();
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| parse(&v))
+        .or_else(|| parse(&format!("clawgate={level},warn")))
+        .or_else(|| parse("clawgate=info,warn"))
+        .unwrap_or_default();
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(ansi)
+                .with_writer(std::io::stderr),
+        )
+        .with(filter)
         .init();
 }

@@ -33,8 +33,12 @@ pub struct ReloadReport {
     pub config_generation: u64,
     pub rules_error: Option<String>,
     pub config_error: Option<String>,
-    /// Time spent reading, checking, compiling and swapping.
+    /// Time spent reading (including the settle re-read that waits out half-written
+    /// files), checking, compiling and swapping.
     pub took_ms: f64,
+    /// Of that, parsing, checking and compiling the rules and swapping the new table in
+    /// (0 when the rules were not rebuilt).
+    pub compile_ms: f64,
 }
 
 /// Re-reads config and rules and swaps them into the server's state.
@@ -81,6 +85,7 @@ impl Reloader {
                 rules_error: Some(format!("reload failed: {e}")),
                 config_error: None,
                 took_ms: 0.0,
+                compile_ms: 0.0,
             },
         }
     }
@@ -97,6 +102,7 @@ impl Reloader {
                 rules_error: None,
                 config_error: None,
                 took_ms: 0.0,
+                compile_ms: 0.0,
             };
         };
         let old = state.snapshot.load_full();
@@ -137,11 +143,13 @@ impl Reloader {
         let mut routes = Arc::clone(&old.routes);
         let mut rules_status = old.rules.clone();
         let mut rules_changed = false;
+        let mut compile_started = None;
         match read_rules_settled(&self.rules_dir) {
             Err(e) => rules_status.last_error = Some(e.to_string()),
             Ok((sources, files, hash)) => {
                 if force || config_changed || hash != rules_status.attempted_hash {
                     rules_status.attempted_hash = hash;
+                    compile_started = Some(Instant::now());
                     let (table, diagnostics) =
                         rules::build(&sources, &files, &rules::Providers::from_config(&config));
                     let report = rules::Report {
@@ -190,6 +198,7 @@ impl Reloader {
             rules_error: rules_status.last_error.clone(),
             config_error: config_status.last_error.clone(),
             took_ms: 0.0,
+            compile_ms: 0.0,
         };
         if changed
             || errors_changed
@@ -205,6 +214,7 @@ impl Reloader {
             }));
         }
         let took_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let compile_ms = compile_started.map_or(0.0, |t| t.elapsed().as_secs_f64() * 1000.0);
         if changed {
             tracing::info!(
                 rules_generation = report.rules_generation,
@@ -213,7 +223,11 @@ impl Reloader {
                 "reloaded"
             );
         }
-        ReloadReport { took_ms, ..report }
+        ReloadReport {
+            took_ms,
+            compile_ms,
+            ..report
+        }
     }
 
     fn build_config(&self, text: &[u8], old: &Snapshot) -> Result<(Config, ProviderSet), String> {

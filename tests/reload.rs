@@ -197,6 +197,9 @@ async fn admin_reload_forces_a_reload_from_loopback() {
     let report: Value = resp.json().await.unwrap();
     assert_eq!(report["rules_error"], Value::Null);
     assert!(report["rules_generation"].as_u64().unwrap() > before);
+    // How long it took: the compile and swap, within the whole reload.
+    let compile_ms = report["compile_ms"].as_f64().unwrap();
+    assert!(compile_ms > 0.0 && compile_ms <= report["took_ms"].as_f64().unwrap());
     gate.stop().await;
 }
 

@@ -8,6 +8,7 @@ mod handoff;
 mod info;
 mod observe;
 pub mod state;
+mod trim;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -236,6 +237,8 @@ pub async fn serve(
 ) {
     let filter = routes(Arc::clone(&state));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let activity = Arc::new(trim::Activity::default());
+    let trimmer = trim::spawn(Arc::clone(&activity));
     let mut signal = std::pin::pin!(signal);
     loop {
         let (stream, peer) = tokio::select! {
@@ -253,9 +256,11 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let warp_service = warp::service(filter.clone());
         let state = Arc::clone(&state);
+        let activity = Arc::clone(&activity);
         let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
             let mut warp_service = warp_service.clone();
             let state = Arc::clone(&state);
+            activity.note();
             async move {
                 // The hot path skips warp's filter chain (and its copy of the headers).
                 if is_chat_completion(&req) {
@@ -283,6 +288,7 @@ pub async fn serve(
         });
     }
     drop(listener);
+    trimmer.abort();
     tracing::info!(
         grace_s = grace.as_secs_f64(),
         "shutting down: waiting for in-flight requests"
