@@ -390,8 +390,13 @@ fn scan_walk(dfa: &DFA, max_len: usize, index: &TextIndex, text: &str, bits: &mu
     }
 }
 
-/// Segments a long text is cut into for [`scan_walk`].
+/// Segments a long text is cut into for [`scan_walk`] (whose loop is written for four: more
+/// chains spill registers and ran slower here).
 const LANES: usize = 4;
+const _: () = assert!(
+    LANES == 4,
+    "scan_walk's interleaved loop walks exactly four lanes"
+);
 
 /// Walk `part` (which starts at byte `offset` of `text`) from state `sid`.
 fn walk(

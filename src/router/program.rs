@@ -4,9 +4,11 @@
 //! single Aho-Corasick automaton, and so do the literal prefixes of its regexes: a regex only
 //! runs when the one pass over the field found one of them (a `RegexSet` scans the whole text
 //! on every request, ~100 µs for 32 KB; a literal-prefixed regex that cannot match costs
-//! nothing). Model and header equality become hash lookups. A rule's condition is a short vector of [`Instr`] whose
-//! leaves are [`Atom`]s, evaluated against the request's [`super::features::Features`], which
-//! scans each field at most once, and only when a rule first needs it.
+//! nothing). Model and header equality become hash lookups. A rule's condition is a short
+//! vector of [`Instr`] whose leaves are [`Atom`]s, evaluated against the request's
+//! [`super::features::Features`], which scans each field at most once, and only when a rule
+//! first needs it; a rule whose necessary literals ([`Need`]) did not occur in a scanned field
+//! is skipped without running its program.
 
 use std::collections::HashMap;
 

@@ -180,9 +180,7 @@ impl SlotBuilder {
             classes: self.classes,
         }
     }
-}
 
-impl SlotBuilder {
     /// Whether a prefilter can skip most of a text: few literals (the crate's SIMD Teddy
     /// search takes up to 64), none shorter than three bytes. Measured on the stock keywords
     /// ("hi", "no", ...) over 1.5 KB, a prefilter made the scan 3x slower; on 32 KB with 150
