@@ -353,9 +353,10 @@ async fn shutdown_signal() {
 /// every regex in the rules would be compiled to, tripling the compile time of regex rules.
 fn init_logging(level: &str) {
     let parse = |s: &str| s.parse::<Targets>().ok();
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|v| parse(&v))
+    let rust_log = std::env::var("RUST_LOG").ok();
+    let from_env = rust_log.as_deref().and_then(parse);
+    let unreadable = rust_log.is_some() && from_env.is_none();
+    let filter = from_env
         .or_else(|| parse(&format!("clawgate={level},warn")))
         .or_else(|| parse("clawgate=info,warn"))
         .unwrap_or_default();
@@ -368,4 +369,9 @@ fn init_logging(level: &str) {
         )
         .with(filter)
         .init();
+    if unreadable {
+        tracing::warn!(
+            "RUST_LOG is not a list of target=level pairs (e.g. clawgate=debug,warn); using log_level"
+        );
+    }
 }
