@@ -337,13 +337,7 @@ async fn the_dashboard_renders_real_data_in_chromium_without_console_errors() {
         gate.chat(&chat_body("auto", "hello", false)).await.status(),
         502
     );
-    let rejected = Gate::client()
-        .post(format!("{}/v1/chat/completions", gate.url))
-        .header("content-type", "application/json")
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
+    let rejected = gate.chat_raw("{not json").await;
     assert_eq!(rejected.status(), 400);
     let recorded = gate.recent(6).await;
     assert_eq!(recorded.len(), 6, "{recorded:?}");

@@ -135,13 +135,7 @@ async fn fallbacks_and_failures_are_recorded_with_each_attempt() {
 #[tokio::test]
 async fn a_rejected_request_is_recorded_too() {
     let (gate, _a, _b) = gate().await;
-    let resp = Gate::client()
-        .post(format!("{}/v1/chat/completions", gate.url))
-        .header("content-type", "application/json")
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
+    let resp = gate.chat_raw("{not json").await;
     assert_eq!(resp.status(), 400);
     let row = &gate.recent(1).await[0];
     assert_eq!(row["success"], 0);

@@ -720,13 +720,7 @@ async fn a_real_openclaw_turn_is_proxied_byte_for_byte_except_the_model() {
     let body = support::openclaw_body("turn-local-main");
     let raw = serde_json::to_vec(&body).unwrap();
     assert!(raw.len() > 30_000);
-    let resp = Gate::client()
-        .post(format!("{}/v1/chat/completions", gate.url))
-        .header("content-type", "application/json")
-        .body(raw.clone())
-        .send()
-        .await
-        .unwrap();
+    let resp = gate.chat_raw(raw.clone()).await;
     assert_eq!(resp.status(), 200);
     let (text, done) = sse_text(&resp.text().await.unwrap());
     assert_eq!((text.as_str(), done), ("Hello from alpha", true));

@@ -85,12 +85,7 @@ impl<'t, 'r> Features<'t, 'r> {
                     .need_lits
                     .get(need.lits.start as usize..need.lits.end as usize)
                     .unwrap_or(&[]);
-                let hit = |l: &u32| {
-                    let bit = 2 * *l as usize;
-                    hits.get(bit / 64)
-                        .is_some_and(|w| w & (1 << (bit % 64)) != 0)
-                };
-                if !lits.iter().any(hit) {
+                if !lits.iter().any(|&l| occurs(hits, l, false)) {
                     return false;
                 }
             }
@@ -128,12 +123,7 @@ impl<'t, 'r> Features<'t, 'r> {
             return false;
         };
         match atom {
-            Atom::Lit { slot, lit, word } => {
-                let hits = self.hits(*slot);
-                let bit = 2 * *lit as usize + usize::from(*word);
-                hits.get(bit / 64)
-                    .is_some_and(|w| w & (1 << (bit % 64)) != 0)
-            }
+            Atom::Lit { slot, lit, word } => self.lit_hit(*slot, *lit, *word),
             Atom::Prefix { slot, text } => {
                 let mut folded = self
                     .text(*slot)
@@ -218,10 +208,7 @@ impl<'t, 'r> Features<'t, 'r> {
     }
 
     fn lit_hit(&mut self, slot: u16, lit: u32, word: bool) -> bool {
-        let bit = 2 * lit as usize + usize::from(word);
-        self.hits(slot)
-            .get(bit / 64)
-            .is_some_and(|w| w & (1 << (bit % 64)) != 0)
+        occurs(self.hits(slot), lit, word)
     }
 
     /// Whether regex `idx` matches; it only runs when the scan found one of its prefixes.
@@ -296,11 +283,7 @@ impl<'t, 'r> Features<'t, 'r> {
         let total = def
             .entries
             .iter()
-            .filter(|(lit, _)| {
-                let bit = 2 * *lit as usize + 1;
-                hits.get(bit / 64)
-                    .is_some_and(|w| w & (1 << (bit % 64)) != 0)
-            })
+            .filter(|(lit, _)| occurs(hits, *lit, true))
             .map(|(_, w)| *w)
             .fold(0u64, u64::saturating_add);
         if let Some(s) = self.scores.get_mut(set as usize) {
@@ -428,14 +411,13 @@ fn on_match(dfa: &DFA, sid: StateID, index: &TextIndex, text: &str, end: usize, 
         let Some(info) = index.lits.get(lit) else {
             continue;
         };
-        bits[lit / 32] |= 1 << (2 * lit % 64);
-        let word_bit = 2 * lit + 1;
+        mark(bits, lit, false);
         if info.as_word
-            && bits[word_bit / 64] & (1 << (word_bit % 64)) == 0
+            && !occurs(bits, lit as u32, true)
             && (!info.bound_start || !prev_is_word(bytes, text, end - info.text.len()))
             && (!info.bound_end || !next_is_word(bytes, text, end))
         {
-            bits[word_bit / 64] |= 1 << (word_bit % 64);
+            mark(bits, lit, true);
         }
     }
 }
@@ -445,7 +427,6 @@ fn on_match(dfa: &DFA, sid: StateID, index: &TextIndex, text: &str, end: usize, 
 /// cannot hide another, and shorter literals starting at the same place come from
 /// [`LitInfo::prefixes`].
 fn scan_skip(ac: &AhoCorasick, index: &TextIndex, text: &str, bits: &mut [u64]) {
-    let set = |bits: &mut [u64], bit: usize| bits[bit / 64] |= 1 << (bit % 64);
     let bytes = text.as_bytes();
     let mut at = 0;
     while at < bytes.len() {
@@ -457,26 +438,40 @@ fn scan_skip(ac: &AhoCorasick, index: &TextIndex, text: &str, bits: &mut [u64]) 
         let Some(info) = index.lits.get(lit) else {
             continue;
         };
-        set(bits, 2 * lit);
+        mark(bits, lit, false);
         let start_ok = !prev_is_word(bytes, text, m.start());
         if info.as_word
             && (!info.bound_start || start_ok)
             && (!info.bound_end || !next_is_word(bytes, text, m.end()))
         {
-            set(bits, 2 * lit + 1);
+            mark(bits, lit, true);
         }
         for &(p, next_is_word_char) in info.prefixes.iter() {
-            set(bits, 2 * p as usize);
+            mark(bits, p as usize, false);
             if let Some(pi) = index.lits.get(p as usize) {
                 if pi.as_word
                     && (!pi.bound_start || start_ok)
                     && (!pi.bound_end || !next_is_word_char)
                 {
-                    set(bits, 2 * p as usize + 1);
+                    mark(bits, p as usize, true);
                 }
             }
         }
     }
+}
+
+/// Whether the scan found literal `lit` (as a whole word if `word`): bit `2*lit` (+1 for the
+/// word) of a slot's hits.
+fn occurs(hits: &[u64], lit: u32, word: bool) -> bool {
+    let bit = 2 * lit as usize + usize::from(word);
+    hits.get(bit / 64)
+        .is_some_and(|w| w & (1 << (bit % 64)) != 0)
+}
+
+/// Record that literal `lit` occurs (as a whole word if `word`).
+fn mark(bits: &mut [u64], lit: usize, word: bool) {
+    let bit = 2 * lit + usize::from(word);
+    bits[bit / 64] |= 1 << (bit % 64);
 }
 
 fn prev_is_word(bytes: &[u8], text: &str, at: usize) -> bool {
@@ -632,18 +627,18 @@ fn count_chars(s: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::router::program::LitInfo;
     use crate::rules::{compile_str, Providers};
 
     /// Every literal's (occurs, occurs as a word) found by brute force over the folded text.
-    fn naive(lits: &[LitInfoView], text: &str) -> Vec<(bool, bool)> {
+    fn naive(lits: &[LitInfo], text: &str) -> Vec<(bool, bool)> {
         let bytes = text.as_bytes();
         lits.iter()
             .map(|l| {
                 let mut any = false;
                 let mut word = false;
-                let starts = (0..text.len()).filter(|&at| {
-                    text.is_char_boundary(at) && text[at..].starts_with(l.text.as_str())
-                });
+                let starts = (0..text.len())
+                    .filter(|&at| text.is_char_boundary(at) && text[at..].starts_with(&*l.text));
                 for at in starts {
                     any = true;
                     let end = at + l.text.len();
@@ -656,13 +651,6 @@ mod tests {
                 (any, word && l.as_word)
             })
             .collect()
-    }
-
-    struct LitInfoView {
-        text: String,
-        as_word: bool,
-        bound_start: bool,
-        bound_end: bool,
     }
 
     fn next(rng: &mut u64) -> usize {
@@ -718,16 +706,7 @@ mod tests {
                 (0 | 2, Some(Scanner::Walk { .. })) | (1, Some(Scanner::Skip(_))) => {}
                 (n, s) => panic!("set {n} got scanner {s:?}"),
             }
-            let lits: Vec<LitInfoView> = index
-                .lits
-                .iter()
-                .map(|l| LitInfoView {
-                    text: l.text.to_string(),
-                    as_word: l.as_word,
-                    bound_start: l.bound_start,
-                    bound_end: l.bound_end,
-                })
-                .collect();
+            let lits = &index.lits;
             let mut texts = Vec::new();
             for len in [0usize, 3, 40, 300, 1_000, 4_099, 9_000] {
                 for _ in 0..8 {
@@ -749,36 +728,41 @@ mod tests {
                         let text = format!(
                             "{}{}{}",
                             "~".repeat(at),
-                            lit.text,
+                            &*lit.text,
                             "~".repeat(len - at - lit.text.len())
                         );
                         let bits = scan(index, &text);
-                        let got = |b: usize| bits[b / 64] & (1 << (b % 64)) != 0;
-                        assert!(got(2 * i), "set {n}, {:?} starting at {at}", lit.text);
-                        assert_eq!(got(2 * i + 1), lit.as_word, "set {n}, {:?}", lit.text);
+                        assert!(
+                            occurs(&bits, i as u32, false),
+                            "set {n}, {:?} starting at {at}",
+                            lit.text
+                        );
+                        assert_eq!(
+                            occurs(&bits, i as u32, true),
+                            lit.as_word,
+                            "set {n}, {:?}",
+                            lit.text
+                        );
                     }
                 }
             }
             for text in &texts {
                 let len = text.len();
-                {
-                    let folded = fold(text);
-                    let bits = scan(index, &folded);
-                    for (i, (any, word)) in naive(&lits, &folded).into_iter().enumerate() {
-                        let got = |b: usize| bits[b / 64] & (1 << (b % 64)) != 0;
-                        assert_eq!(
-                            got(2 * i),
-                            any,
-                            "set {n}, {:?} in {len} bytes",
-                            lits[i].text
-                        );
-                        assert_eq!(
-                            got(2 * i + 1),
-                            word,
-                            "set {n}, {:?} as a word in {len} bytes",
-                            lits[i].text
-                        );
-                    }
+                let folded = fold(text);
+                let bits = scan(index, &folded);
+                for (i, (any, word)) in naive(lits, &folded).into_iter().enumerate() {
+                    let lit = i as u32;
+                    let text = &lits[i].text;
+                    assert_eq!(
+                        occurs(&bits, lit, false),
+                        any,
+                        "set {n}, {text:?} in {len} bytes"
+                    );
+                    assert_eq!(
+                        occurs(&bits, lit, true),
+                        word,
+                        "set {n}, {text:?} as a word in {len} bytes"
+                    );
                 }
             }
         }

@@ -122,7 +122,7 @@ pub struct CompiledRule {
     /// rules reads memory in order instead of chasing a pointer per rule.
     pub(crate) prog: std::ops::Range<u32>,
     /// Literals one of which the condition needs (see [`program::need`]).
-    pub(crate) need: Option<program::NeedRef>,
+    pub(crate) need: Option<program::Need>,
     /// The condition's shape with each test's source text, for `route --explain`.
     pub(crate) explain: Option<crate::rules::explain::XCond>,
 }

@@ -195,39 +195,31 @@ pub fn flatten(cond: &Cond) -> Vec<Instr> {
     out
 }
 
-/// A condition's necessary literals: it can only be true when one of `lits` occurs in the
+/// A rule's necessary literals: its condition can only be true when one of them occurs in the
 /// field of `slot`. Once that field is scanned, a rule whose literals all missed is skipped
 /// without running its program, so a thousand keyword rules cost a bit test each.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Need {
     pub slot: Slot,
-    /// Literal ids of the slot; in a compiled table, a range of its `need_lits`.
-    pub lits: Box<[u32]>,
-}
-
-/// A [`Need`] as a compiled rule holds it: the literals are a range of the table's `need_lits`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NeedRef {
-    pub slot: Slot,
+    /// The literal ids, as a range of the table's `need_lits`.
     pub lits: std::ops::Range<u32>,
 }
 
-/// The literals one of which must occur for `cond` to be true, if there is such a set in a
-/// single field (a literal test or a literal-prefixed regex in every branch of an `or`, in
-/// some conjunct of an `and`; a keyword score compared so that zero fails).
-pub fn need(cond: &Cond, atoms: &[Atom], sets: &[ScoreSet], regexes: &[RegexAtom]) -> Option<Need> {
+/// The field and literals one of which must occur for `cond` to be true, if there is such a
+/// set in a single field (a literal test or a literal-prefixed regex in every branch of an
+/// `or`, in some conjunct of an `and`; a keyword score compared so that zero fails).
+pub fn need(
+    cond: &Cond,
+    atoms: &[Atom],
+    sets: &[ScoreSet],
+    regexes: &[RegexAtom],
+) -> Option<(Slot, Vec<u32>)> {
     match cond {
         Cond::Atom(id) => match atoms.get(*id as usize)? {
-            Atom::Lit { slot, lit, .. } => Some(Need {
-                slot: *slot,
-                lits: Box::new([*lit]),
-            }),
+            Atom::Lit { slot, lit, .. } => Some((*slot, vec![*lit])),
             Atom::Regex { idx } => {
                 let re = regexes.get(*idx as usize)?;
-                Some(Need {
-                    slot: re.slot,
-                    lits: re.prefilter.clone()?,
-                })
+                Some((re.slot, re.prefilter.as_deref()?.to_vec()))
             }
             Atom::Int {
                 src: IntSource::Score(set),
@@ -243,34 +235,28 @@ pub fn need(cond: &Cond, atoms: &[Atom], sets: &[ScoreSet], regexes: &[RegexAtom
         Cond::And(parts) => parts
             .iter()
             .filter_map(|p| need(p, atoms, sets, regexes))
-            .min_by_key(|n| n.lits.len()),
+            .min_by_key(|(_, lits)| lits.len()),
         Cond::Or(parts) => {
             let mut slot = None;
             let mut lits: Vec<u32> = Vec::new();
             for p in parts {
-                let n = need(p, atoms, sets, regexes)?;
-                if slot.is_some_and(|s| s != n.slot) {
+                let (s, l) = need(p, atoms, sets, regexes)?;
+                if slot.is_some_and(|seen| seen != s) {
                     return None;
                 }
-                slot = Some(n.slot);
-                lits.extend_from_slice(&n.lits);
+                slot = Some(s);
+                lits.extend(l);
             }
             lits.sort_unstable();
             lits.dedup();
-            Some(Need {
-                slot: slot?,
-                lits: lits.into(),
-            })
+            Some((slot?, lits))
         }
         Cond::Not(_) => None,
     }
 }
 
-fn score_need(set: &ScoreSet) -> Option<Need> {
-    Some(Need {
-        slot: set.slot,
-        lits: set.entries.iter().map(|(lit, _)| *lit).collect(),
-    })
+fn score_need(set: &ScoreSet) -> Option<(Slot, Vec<u32>)> {
+    Some((set.slot, set.entries.iter().map(|(lit, _)| *lit).collect()))
 }
 
 /// Everything compiled for one text field.

@@ -18,7 +18,7 @@ use super::diag::Diagnostic;
 use super::explain::{XCond, XOperand};
 use super::fields::{resolve, IntOperand, Resolved};
 use crate::router::program::{
-    flatten, fold, is_word_char, need, Atom, Cond, IntSource, LitInfo, NeedRef, RegexAtom, Scanner,
+    flatten, fold, is_word_char, need, Atom, Cond, IntSource, LitInfo, Need, RegexAtom, Scanner,
     ScoreSet, Slot, TextField, TextIndex,
 };
 use crate::router::{CompiledRule, RouteTable, TableInfo};
@@ -71,16 +71,16 @@ pub fn compile(files: &[RulesFile], info: TableInfo) -> Result<RouteTable, Vec<D
     }
     // Regex prefixes are interned as rules compile, so needs are computed once all are known.
     for (rule, cond) in rules.iter_mut().zip(&conds) {
-        let Some(n) = cond
+        let Some((slot, lits)) = cond
             .as_ref()
             .and_then(|c| need(c, &b.atoms, &b.sets, &b.regexes))
         else {
             continue;
         };
         let start = need_lits.len() as u32;
-        need_lits.extend_from_slice(&n.lits);
-        rule.need = Some(NeedRef {
-            slot: n.slot,
+        need_lits.extend(lits);
+        rule.need = Some(Need {
+            slot,
             lits: start..need_lits.len() as u32,
         });
     }

@@ -486,6 +486,18 @@ impl Gate {
             .unwrap()
     }
 
+    /// POST raw bytes as a JSON chat completion body (for bodies `chat` cannot express:
+    /// malformed JSON, a recorded request byte for byte).
+    pub async fn chat_raw(&self, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        Gate::client()
+            .post(format!("{}/v1/chat/completions", self.url))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn get_json(&self, path: &str) -> Value {
         Gate::client()
             .get(format!("{}{path}", self.url))
