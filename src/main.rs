@@ -256,6 +256,7 @@ fn serve(args: ServeArgs, env: EnvSource) -> ExitCode {
             }
         };
         spawn_sighup(Arc::clone(&reloader));
+        let stop = shutdown_signal();
         let listener = match bind(&addr).await {
             Ok(l) => l,
             Err(msg) => {
@@ -276,7 +277,7 @@ fn serve(args: ServeArgs, env: EnvSource) -> ExitCode {
             tracing::warn!("no providers are loaded: set DEEPSEEK_API_KEY, GEMINI_API_KEY or OPENROUTER_API_KEY in .env; requests get 503 until then");
         }
         let metrics = state.metrics.clone();
-        clawgate::server::serve(state, listener, grace, shutdown_signal()).await;
+        clawgate::server::serve(state, listener, grace, stop).await;
         // Commit what is still queued before exiting.
         let _ = tokio::task::spawn_blocking(move || metrics.shutdown()).await;
         tracing::info!("stopped");
@@ -284,19 +285,23 @@ fn serve(args: ServeArgs, env: EnvSource) -> ExitCode {
     })
 }
 
-/// SIGHUP forces a reload of config and rules.
+/// SIGHUP forces a reload of config and rules. The handler is installed before this returns:
+/// SIGHUP's default action ends the process.
 fn spawn_sighup(reloader: Arc<Reloader>) {
     #[cfg(unix)]
-    tokio::spawn(async move {
+    {
         use tokio::signal::unix::{signal, SignalKind};
         let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot handle SIGHUP; reload with POST /admin/reload");
             return;
         };
-        while hup.recv().await.is_some() {
-            tracing::info!("SIGHUP received: reloading");
-            reloader.reload(true).await;
-        }
-    });
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP received: reloading");
+                reloader.reload(true).await;
+            }
+        });
+    }
     #[cfg(not(unix))]
     let _ = reloader;
 }
@@ -322,27 +327,33 @@ async fn bind(addr: &str) -> Result<tokio::net::TcpListener, String> {
     })
 }
 
-async fn shutdown_signal() {
+/// SIGTERM or SIGINT (Ctrl-C). The handlers are installed when this is called, not when the
+/// future is first polled, so a signal sent right after start-up is a graceful stop rather than
+/// the default action (an abrupt exit).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match (
+        let handlers = (
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => tracing::info!("SIGTERM received"),
-                    _ = int.recv() => tracing::info!("SIGINT received"),
+        );
+        async move {
+            match handlers {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => tracing::info!("SIGTERM received"),
+                        _ = int.recv() => tracing::info!("SIGINT received"),
+                    }
                 }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
-    {
+    async {
         let _ = tokio::signal::ctrl_c().await;
     }
 }

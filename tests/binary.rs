@@ -170,7 +170,12 @@ async fn stock_config_starts_with_an_empty_environment_and_serves_health_and_mod
         "{log}"
     );
     gate.signal("-TERM");
-    assert!(gate.wait_exit(Duration::from_secs(10)).success());
+    let status = gate.wait_exit(Duration::from_secs(10));
+    assert!(
+        status.success(),
+        "{status}; it said:\n{}",
+        gate.logged().join("\n")
+    );
 }
 
 #[tokio::test]
@@ -279,6 +284,41 @@ async fn sigterm_lets_in_flight_requests_finish_and_exits_cleanly() {
         .send()
         .await
         .is_err());
+}
+
+#[tokio::test]
+async fn signals_sent_the_moment_it_listens_are_handled_not_fatal() {
+    let cwd = tempfile::tempdir().unwrap();
+    let config = repo("config.yaml");
+    let rules = repo("rules");
+    let args = [
+        "--config",
+        config.to_str().unwrap(),
+        "--rules",
+        rules.to_str().unwrap(),
+        "--port",
+        "0",
+    ];
+    for _ in 0..5 {
+        // SIGHUP's default action would end the process; it must be a reload instead.
+        let mut gate = start(cwd.path(), &args, &[]);
+        gate.signal("-HUP");
+        let health = reqwest::get(format!("{}/health", gate.url)).await;
+        assert!(
+            health.is_ok_and(|r| r.status().is_success()),
+            "not serving after an early SIGHUP; it said:\n{}",
+            gate.logged().join("\n")
+        );
+        gate.signal("-TERM");
+        assert!(gate.wait_exit(Duration::from_secs(10)).success());
+        // SIGTERM before any request: a clean stop, not the default abrupt exit.
+        let mut gate = start(cwd.path(), &args, &[]);
+        gate.signal("-TERM");
+        let status = gate.wait_exit(Duration::from_secs(10));
+        let log = gate.logged().join("\n");
+        assert!(status.success(), "{status}; it said:\n{log}");
+        assert!(log.contains("SIGTERM received"), "{log}");
+    }
 }
 
 #[tokio::test]
