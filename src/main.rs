@@ -225,7 +225,9 @@ fn serve(args: ServeArgs, env: EnvSource) -> ExitCode {
         }
     };
     init_logging(&config.server.log_level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // This thread's runtime runs reloads and signal handling and serves as thread 0;
+    // `serve_threads` starts one more single-threaded runtime per extra core.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -239,6 +241,7 @@ fn serve(args: ServeArgs, env: EnvSource) -> ExitCode {
         clawgate::app::log_config(&config);
         let addr = format!("{}:{}", config.server.host, config.server.port);
         let grace = Duration::from_secs_f64(config.server.shutdown_grace_s.max(0.0));
+        let threads = config.server.serving_threads();
         let rules_dir = args.files.rules.clone();
         let state = match clawgate::app::build_state(config, &rules_dir) {
             Ok(s) => s,
@@ -277,7 +280,14 @@ fn serve(args: ServeArgs, env: EnvSource) -> ExitCode {
             tracing::warn!("no providers are loaded: set DEEPSEEK_API_KEY, GEMINI_API_KEY or OPENROUTER_API_KEY in .env; requests get 503 until then");
         }
         let metrics = state.metrics.clone();
-        clawgate::server::serve(state, listener, grace, stop).await;
+        let served = match listener.into_std() {
+            Ok(l) => clawgate::server::serve_threads(state, l, threads, grace, stop).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = served {
+            eprintln!("error: cannot serve on {local}: {e}");
+            return ExitCode::from(1);
+        }
         // Commit what is still queued before exiting.
         let _ = tokio::task::spawn_blocking(move || metrics.shutdown()).await;
         tracing::info!("stopped");

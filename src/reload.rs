@@ -243,6 +243,9 @@ impl Reloader {
                 "server.host / server.port changed: restart ClawGate to listen on the new address"
             );
         }
+        if config.server.threads != old.config.server.threads {
+            tracing::warn!("server.threads changed: restart ClawGate to use the new thread count");
+        }
         crate::app::log_config(&config);
         let providers =
             ProviderSet::build(&config, Some(&old.providers)).map_err(|e| e.to_string())?;
@@ -320,13 +323,23 @@ fn read_rules_settled(
 ) -> Result<(rules::SourceMap, Vec<rules::ast::FileId>, String), rules::LoadError> {
     let (mut sources, mut files) = rules::read_dir(dir)?;
     let mut hash = rules::content_hash(&sources, &files);
+    // An empty file is most likely one caught between truncation and write; a writer that
+    // was descheduled in between can leave it empty for two reads in a row, so give empty
+    // files longer (up to the 0.5 s limit) before believing them.
+    let has_empty = |s: &rules::SourceMap| s.files().iter().any(|f| f.text.trim().is_empty());
+    let mut agreed = 0;
     for _ in 0..25 {
         std::thread::sleep(SETTLE);
         let (again_sources, again_files) = rules::read_dir(dir)?;
         let again = rules::content_hash(&again_sources, &again_files);
         if again == hash {
-            break;
+            agreed += 1;
+            if agreed >= 5 || !has_empty(&sources) {
+                break;
+            }
+            continue;
         }
+        agreed = 0;
         (sources, files, hash) = (again_sources, again_files, again);
     }
     Ok((sources, files, hash))

@@ -244,7 +244,7 @@ fn a_missing_config_file_is_reported_clearly() {
 }
 
 #[tokio::test]
-async fn sigterm_lets_in_flight_requests_finish_and_exits_cleanly() {
+async fn sigterm_lets_in_flight_requests_on_every_serving_thread_finish_and_exits_cleanly() {
     let mock = MockUpstream::start("slow").await;
     mock.set_default(Behavior::Delay(
         Duration::from_millis(800),
@@ -252,7 +252,7 @@ async fn sigterm_lets_in_flight_requests_finish_and_exits_cleanly() {
     ));
     let cwd = tempfile::tempdir().unwrap();
     let config = format!(
-        "server:\n  port: 0\n  shutdown_grace_s: 5\nproviders:\n  slow:\n    base_url: {}\n    api_key: k\n    model: m\nfallback_chain: [slow]\n",
+        "server:\n  port: 0\n  shutdown_grace_s: 5\n  threads: 4\nproviders:\n  slow:\n    base_url: {}\n    api_key: k\n    model: m\nfallback_chain: [slow]\n",
         mock.base_url()
     );
     std::fs::write(cwd.path().join("config.yaml"), config).unwrap();
@@ -262,28 +262,84 @@ async fn sigterm_lets_in_flight_requests_finish_and_exits_cleanly() {
         &["--rules", empty_rules.path().to_str().unwrap()],
         &[],
     );
-    let url = format!("{}/v1/chat/completions", gate.url);
-    let in_flight = tokio::spawn(async move {
-        reqwest::Client::new()
-            .post(url)
-            .json(&chat_body("auto", "hi", false))
-            .send()
-            .await
-            .unwrap()
-    });
+    // One connection each, so that they spread over the serving threads.
+    let in_flight: Vec<_> = (0..8)
+        .map(|_| {
+            let url = format!("{}/v1/chat/completions", gate.url);
+            tokio::spawn(async move {
+                reqwest::Client::new()
+                    .post(url)
+                    .json(&chat_body("auto", "hi", false))
+                    .send()
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
     gate.signal("-TERM");
-    let resp = in_flight.await.unwrap();
-    assert_eq!(resp.status(), 200);
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["choices"][0]["message"]["content"], "finished anyway");
-    assert!(gate.wait_exit(Duration::from_secs(10)).success());
+    for request in in_flight {
+        let resp = request.await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["choices"][0]["message"]["content"], "finished anyway");
+    }
+    let status = gate.wait_exit(Duration::from_secs(10));
+    let log = gate.logged().join("\n");
+    assert!(status.success(), "{status}; it said:\n{log}");
+    assert_eq!(
+        log.matches("shutting down").count(),
+        1,
+        "one shutdown line, not one per thread:\n{log}"
+    );
     // No longer accepting.
     assert!(reqwest::Client::new()
         .get(format!("{}/health", gate.url))
         .send()
         .await
         .is_err());
+}
+
+#[tokio::test]
+async fn an_http_proxy_named_in_the_environment_carries_upstream_requests() {
+    // The provider's own address refuses connections; only the proxy (played by the mock,
+    // which answers absolute-form requests) can answer.
+    let proxy = MockUpstream::start("proxy").await;
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::write(
+        cwd.path().join("config.yaml"),
+        "server:\n  port: 0\nproviders:\n  far:\n    base_url: http://127.0.0.1:9/v1\n    api_key: k\n    model: m\nfallback_chain: [far]\n",
+    )
+    .unwrap();
+    std::fs::create_dir(cwd.path().join("rules")).unwrap();
+    let proxy_url = proxy.base_url().trim_end_matches("/v1").to_owned();
+    let gate = start(cwd.path(), &[], &[("HTTP_PROXY", proxy_url.as_str())]);
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", gate.url))
+        .json(&chat_body("far", "hi", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    assert_eq!(proxy.hits(), 1);
+    drop(gate);
+    // NO_PROXY exempts the host: the request then goes to the refusing address itself.
+    let gate = start(
+        cwd.path(),
+        &[],
+        &[
+            ("HTTP_PROXY", proxy_url.as_str()),
+            ("NO_PROXY", "localhost,127.0.0.1"),
+        ],
+    );
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", gate.url))
+        .json(&chat_body("far", "hi", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 502);
+    assert_eq!(proxy.hits(), 1);
 }
 
 #[tokio::test]

@@ -157,6 +157,8 @@ pub struct ServerConfig {
     /// When non-empty, `POST /admin/reload` requires `Authorization: Bearer <admin_key>`
     /// (and is then allowed from any address); when empty, it is allowed from loopback only.
     pub admin_key: String,
+    /// Serving threads; 0 means one per CPU core.
+    pub threads: usize,
     #[serde(flatten)]
     unknown: BTreeMap<String, serde_yaml_ng::Value>,
 }
@@ -171,6 +173,7 @@ impl Default for ServerConfig {
             api_key: String::new(),
             shutdown_grace_s: 15.0,
             admin_key: String::new(),
+            threads: 0,
             unknown: BTreeMap::new(),
         }
     }
@@ -179,6 +182,14 @@ impl Default for ServerConfig {
 impl ServerConfig {
     pub fn max_body_bytes(&self) -> usize {
         (self.max_body_mb * 1024.0 * 1024.0) as usize
+    }
+
+    /// How many threads serve requests: `threads`, or one per CPU core when it is 0.
+    pub fn serving_threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
     }
 }
 

@@ -14,11 +14,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::stream::{self, BoxStream, Stream, StreamExt};
 use http::{HeaderValue, StatusCode};
+use http_body_util::BodyExt;
 use serde::Deserialize;
 
 use super::health::Admission;
 use super::sse::{self, Framer};
 use super::translate::{FailureKind, StreamTranslator, UpstreamFailure, UpstreamRequest};
+use super::transport::{root_cause, BoxError, SendError, UpstreamBody};
 use super::Provider;
 use crate::request::{ChatRequest, InvalidRequest};
 
@@ -270,15 +272,18 @@ async fn attempt(provider: &Arc<Provider>, req: &ChatRequest<'_>) -> Result<Answ
             body: req.upstream_body(&provider.config.model, provider.config.max_tokens),
         },
     };
-    let mut builder = match &provider.translator {
-        Some(_) => provider.client.post(&upstream.url),
-        None => provider.client.post(provider.chat_url.clone()),
-    }
-    .headers(provider.headers.clone());
-    for (name, value) in upstream.headers {
-        builder = builder.header(name, value);
-    }
-    let send = builder.body(upstream.body).send();
+    let uri = match &provider.translator {
+        Some(_) => upstream.url.parse::<http::Uri>().map_err(|e| {
+            fail(
+                FailureClass::Unsupported,
+                format!("the provider's URL is not valid: {e}"),
+            )
+        })?,
+        None => provider.chat_url.clone(),
+    };
+    let send = provider
+        .transport
+        .post(uri, &provider.headers, upstream.headers, upstream.body);
     let timeouts = provider.config.timeouts;
     let (deadline, what) = if req.stream {
         // Everything up to the first complete event must arrive within first_byte.
@@ -291,16 +296,16 @@ async fn attempt(provider: &Arc<Provider>, req: &ChatRequest<'_>) -> Result<Answ
         let status = resp.status();
         let content_type = resp.headers().get(http::header::CONTENT_TYPE).cloned();
         if !status.is_success() {
-            let body = resp.bytes().await.unwrap_or_default();
+            let body = collect(resp.into_body()).await.unwrap_or_default();
             return classify_status(provider, status, body, content_type.unwrap_or(JSON));
         }
         if req.stream {
             first_event(provider, req, resp, content_type, started).await
         } else {
-            let body = resp.bytes().await.map_err(|e| {
+            let body = collect(resp.into_body()).await.map_err(|e| {
                 fail(
                     FailureClass::Stream,
-                    format!("response body broke: {}", root_cause(&e.without_url())),
+                    format!("response body broke: {}", root_cause(&*e)),
                 )
             })?;
             let (body, content_type) = match &provider.translator {
@@ -337,7 +342,7 @@ async fn attempt(provider: &Arc<Provider>, req: &ChatRequest<'_>) -> Result<Answ
 async fn first_event(
     provider: &Arc<Provider>,
     req: &ChatRequest<'_>,
-    resp: reqwest::Response,
+    resp: http::Response<UpstreamBody>,
     content_type: Option<HeaderValue>,
     started: Instant,
 ) -> Result<Answer, Failure> {
@@ -350,17 +355,18 @@ async fn first_event(
         Some(_) => EVENT_STREAM,
         None => content_type.unwrap_or(EVENT_STREAM),
     };
-    let mut relay = Relay::new(resp.bytes_stream().boxed(), translator, provider);
+    let mut relay = Relay::new(
+        resp.into_body().into_data_stream().boxed(),
+        translator,
+        provider,
+    );
     while relay.pending.is_empty() {
         match relay.upstream.next().await {
             Some(Ok(chunk)) => relay.accept(chunk).map_err(from_translation)?,
             Some(Err(e)) => {
                 return Err(fail(
                     FailureClass::Stream,
-                    format!(
-                        "stream broke before the first event: {}",
-                        root_cause(&e.without_url())
-                    ),
+                    format!("stream broke before the first event: {}", root_cause(&*e)),
                 ))
             }
             None => {
@@ -398,29 +404,19 @@ fn secs(d: Duration) -> String {
     }
 }
 
-fn request_failure(e: reqwest::Error) -> Failure {
-    let e = e.without_url();
-    if e.is_timeout() {
-        return fail(FailureClass::Timeout, "connect timeout");
+fn request_failure(e: SendError) -> Failure {
+    match e {
+        SendError::ConnectTimeout => fail(FailureClass::Timeout, "connect timeout"),
+        SendError::Connect(cause) => {
+            fail(FailureClass::Connect, format!("cannot connect: {cause}"))
+        }
+        SendError::Other(cause) => fail(FailureClass::Connect, format!("request failed: {cause}")),
     }
-    if e.is_connect() {
-        return fail(
-            FailureClass::Connect,
-            format!("cannot connect: {}", root_cause(&e)),
-        );
-    }
-    fail(
-        FailureClass::Connect,
-        format!("request failed: {}", root_cause(&e)),
-    )
 }
 
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur: &dyn std::error::Error = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
+/// A whole answer body.
+async fn collect(body: UpstreamBody) -> Result<Bytes, BoxError> {
+    Ok(body.collect().await?.to_bytes())
 }
 
 fn from_translation(f: UpstreamFailure) -> Failure {
@@ -544,7 +540,7 @@ fn check_completion(body: &[u8]) -> Result<(), Failure> {
 /// Moves a stream from the upstream to the client: framing, translation, idle timeout, and
 /// an error event if it breaks.
 struct Relay {
-    upstream: BoxStream<'static, reqwest::Result<Bytes>>,
+    upstream: BoxStream<'static, Result<Bytes, BoxError>>,
     translator: Option<Box<dyn StreamTranslator>>,
     framer: Framer,
     pending: VecDeque<Bytes>,
@@ -555,7 +551,7 @@ struct Relay {
 
 impl Relay {
     fn new(
-        upstream: BoxStream<'static, reqwest::Result<Bytes>>,
+        upstream: BoxStream<'static, Result<Bytes, BoxError>>,
         translator: Option<Box<dyn StreamTranslator>>,
         provider: &Arc<Provider>,
     ) -> Self {
@@ -660,9 +656,7 @@ impl Relay {
                             relay.fail(f.message);
                         }
                     }
-                    Ok(Some(Err(e))) => {
-                        relay.fail(format!("stream broke: {}", root_cause(&e.without_url())))
-                    }
+                    Ok(Some(Err(e))) => relay.fail(format!("stream broke: {}", root_cause(&*e))),
                     Ok(None) => {
                         if relay.translator.is_none()
                             && !relay.framer.pending().is_empty()

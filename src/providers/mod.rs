@@ -7,6 +7,7 @@ pub mod gemini;
 pub mod health;
 pub mod sse;
 pub mod translate;
+pub mod transport;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,10 +25,9 @@ pub struct Provider {
     pub id: Arc<str>,
     pub config: ProviderConfig,
     pub health: Health,
-    client: reqwest::Client,
-    /// `{base_url}/chat/completions` for OpenAI-compatible backends.
+    transport: transport::Transport,
     /// `{base_url}/chat/completions`, parsed once (passed through backends only).
-    chat_url: reqwest::Url,
+    chat_url: http::Uri,
     /// Authentication and extra headers, built once.
     headers: HeaderMap,
     /// Request/response translation for backends that do not speak OpenAI.
@@ -58,14 +58,8 @@ impl Provider {
             id: config.id.clone(),
             message,
         };
-        let client = reqwest::Client::builder()
-            .connect_timeout(config.timeouts.connect)
-            .tcp_nodelay(true)
-            .pool_idle_timeout(std::time::Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
-            .user_agent(concat!("clawgate/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| err(format!("cannot build HTTP client: {e}")))?;
+        let transport =
+            transport::Transport::new(&config.base_url, config.timeouts.connect).map_err(err)?;
         let translator = translator_for(config.backend);
         // Translating backends build their own headers per request (translate::upstream_headers).
         let mut headers = HeaderMap::new();
@@ -88,10 +82,11 @@ impl Provider {
         }
         Ok(Provider {
             id: Arc::from(config.id.as_str()),
-            chat_url: reqwest::Url::parse(&format!("{}/chat/completions", config.base_url))
+            chat_url: format!("{}/chat/completions", config.base_url)
+                .parse()
                 .map_err(|e| err(format!("base_url is not a valid URL: {e}")))?,
             health: Health::new(circuit),
-            client,
+            transport,
             headers,
             translator,
             config,

@@ -235,10 +235,96 @@ pub async fn serve(
     grace: Duration,
     signal: impl Future<Output = ()>,
 ) {
-    let filter = routes(Arc::clone(&state));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let activity = Arc::new(trim::Activity::default());
     let trimmer = trim::spawn(Arc::clone(&activity));
+    serve_shard(state, listener, grace, signal, activity, true).await;
+    trimmer.abort();
+}
+
+/// Serve on `listener` with `threads` serving threads until `signal` completes, then drain
+/// each for at most `grace`.
+///
+/// Each thread runs its own single-threaded runtime and accepts from the same listening
+/// socket: a connection, its request handling and its upstream connections all stay on the
+/// thread that accepted it, so a request never waits for another thread to be woken and
+/// scheduled (on a small machine that wait was most of the latency a proxy adds). A busy
+/// thread is not waiting in `accept`, so new connections go to the idle ones. This thread
+/// serves too, as thread 0, and keeps running whatever else was spawned on its runtime
+/// (reloads, signals).
+pub async fn serve_threads(
+    state: Arc<AppState>,
+    listener: std::net::TcpListener,
+    threads: usize,
+    grace: Duration,
+    signal: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let activity = Arc::new(trim::Activity::default());
+    let trimmer = trim::spawn(Arc::clone(&activity));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut workers = Vec::new();
+    for index in 1..threads.max(1) {
+        let listener = listener.try_clone()?;
+        let (state, activity, mut stopped) =
+            (Arc::clone(&state), Arc::clone(&activity), stopped.clone());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let worker = std::thread::Builder::new()
+            .name(format!("clawgate-serve-{index}"))
+            .spawn(move || {
+                crate::providers::transport::set_thread_slot(index);
+                runtime.block_on(async move {
+                    let listener = match TcpListener::from_std(listener) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            tracing::error!("serving thread {index} cannot listen: {e}");
+                            return;
+                        }
+                    };
+                    let signal = async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    };
+                    serve_shard(state, listener, grace, signal, activity, false).await;
+                });
+            })?;
+        workers.push(worker);
+    }
+    crate::providers::transport::set_thread_slot(0);
+    let signal = async move {
+        signal.await;
+        let _ = stop.send(true);
+    };
+    serve_shard(
+        state,
+        TcpListener::from_std(listener)?,
+        grace,
+        signal,
+        activity,
+        true,
+    )
+    .await;
+    trimmer.abort();
+    let _ = tokio::task::spawn_blocking(move || {
+        for worker in workers {
+            let _ = worker.join();
+        }
+    })
+    .await;
+    Ok(())
+}
+
+/// One thread's accept loop: serve until `signal` completes, then drain for at most `grace`.
+async fn serve_shard(
+    state: Arc<AppState>,
+    listener: TcpListener,
+    grace: Duration,
+    signal: impl Future<Output = ()>,
+    activity: Arc<trim::Activity>,
+    announce: bool,
+) {
+    let filter = routes(Arc::clone(&state));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut signal = std::pin::pin!(signal);
     loop {
         let (stream, peer) = tokio::select! {
@@ -288,11 +374,12 @@ pub async fn serve(
         });
     }
     drop(listener);
-    trimmer.abort();
-    tracing::info!(
-        grace_s = grace.as_secs_f64(),
-        "shutting down: waiting for in-flight requests"
-    );
+    if announce {
+        tracing::info!(
+            grace_s = grace.as_secs_f64(),
+            "shutting down: waiting for in-flight requests"
+        );
+    }
     if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()

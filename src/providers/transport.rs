@@ -1,0 +1,230 @@
+//! The HTTP client that carries requests to a provider.
+//!
+//! Requests go out through hyper's pooled client (HTTP/1.1, or HTTP/2 where TLS negotiates it),
+//! with one pool per serving thread: a serving thread's upstream connections are driven by
+//! that thread, so a proxied request never waits for another thread to be scheduled. When the
+//! environment names a proxy for the provider's scheme (`HTTPS_PROXY`, `HTTP_PROXY`,
+//! `ALL_PROXY`, with `NO_PROXY` exceptions), requests go through `reqwest`, which implements
+//! those variables.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderValue, USER_AGENT};
+use http::{Request, Response, Uri};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A provider's answer body, whichever client carried it.
+pub type UpstreamBody = BoxBody<Bytes, BoxError>;
+
+const IDLE_POOL_TIMEOUT: Duration = Duration::from_secs(90);
+const MAX_IDLE_PER_HOST: usize = 256;
+const AGENT: HeaderValue =
+    HeaderValue::from_static(concat!("clawgate/", env!("CARGO_PKG_VERSION")));
+
+type Pool = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// How requests reach one provider.
+pub enum Transport {
+    /// hyper's pooled client, one pool per serving thread.
+    Direct {
+        connector: HttpsConnector<HttpConnector>,
+        pools: Box<[OnceLock<Pool>]>,
+    },
+    /// Through the proxy the environment names.
+    Proxied(reqwest::Client),
+}
+
+/// Why a request got no answer.
+#[derive(Debug)]
+pub enum SendError {
+    /// The connection was not established within the connect timeout.
+    ConnectTimeout,
+    /// No connection: refused, unresolvable, TLS failure (the root cause).
+    Connect(String),
+    /// The connection broke before an answer's head arrived (the root cause).
+    Other(String),
+}
+
+impl Transport {
+    /// A transport for requests to `base_url`.
+    pub fn new(base_url: &str, connect_timeout: Duration) -> Result<Transport, String> {
+        if proxy_applies(base_url) {
+            let client = reqwest::Client::builder()
+                .connect_timeout(connect_timeout)
+                .tcp_nodelay(true)
+                .pool_idle_timeout(IDLE_POOL_TIMEOUT)
+                .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
+                .build()
+                .map_err(|e| format!("cannot build HTTP client: {e}"))?;
+            return Ok(Transport::Proxied(client));
+        }
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(connect_timeout));
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(provider)
+            .map_err(|e| format!("cannot set up TLS: {e}"))?
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let pools = (0..slots()).map(|_| OnceLock::new()).collect();
+        Ok(Transport::Direct { connector, pools })
+    }
+
+    /// POST `body` to `uri` and wait for the answer's head.
+    pub async fn post(
+        &self,
+        uri: Uri,
+        headers: &HeaderMap,
+        extra: Vec<(http::HeaderName, HeaderValue)>,
+        body: Vec<u8>,
+    ) -> Result<Response<UpstreamBody>, SendError> {
+        let mut req = Request::post(uri)
+            .body(Bytes::from(body))
+            .map_err(|e| SendError::Other(e.to_string()))?;
+        let h = req.headers_mut();
+        h.clone_from(headers);
+        for (name, value) in extra {
+            h.insert(name, value);
+        }
+        h.entry(USER_AGENT).or_insert(AGENT);
+        match self {
+            Transport::Direct { connector, pools } => {
+                let pool = pools[slot() % pools.len()].get_or_init(|| {
+                    Client::builder(TokioExecutor::new())
+                        .pool_timer(TokioTimer::new())
+                        .pool_idle_timeout(IDLE_POOL_TIMEOUT)
+                        .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
+                        .build(connector.clone())
+                });
+                match pool.request(req.map(Full::new)).await {
+                    Ok(resp) => Ok(resp.map(|b| b.map_err(BoxError::from).boxed())),
+                    Err(e) if e.is_connect() => {
+                        let cause = root_cause(&e);
+                        if is_timeout(&e) {
+                            Err(SendError::ConnectTimeout)
+                        } else {
+                            Err(SendError::Connect(cause))
+                        }
+                    }
+                    Err(e) => Err(SendError::Other(root_cause(&e))),
+                }
+            }
+            Transport::Proxied(client) => {
+                let req = reqwest::Request::try_from(req.map(reqwest::Body::from))
+                    .map_err(|e| SendError::Other(root_cause(&e.without_url())))?;
+                match client.execute(req).await {
+                    Ok(resp) => Ok(Response::from(resp).map(|b| b.map_err(BoxError::from).boxed())),
+                    Err(e) => {
+                        let e = e.without_url();
+                        if e.is_timeout() {
+                            Err(SendError::ConnectTimeout)
+                        } else if e.is_connect() {
+                            Err(SendError::Connect(root_cause(&e)))
+                        } else {
+                            Err(SendError::Other(root_cause(&e)))
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The innermost error of a chain: "Connection refused (os error 111)" rather than "client
+/// error (Connect)".
+pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur: &dyn std::error::Error = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return true;
+            }
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// Whether the environment routes requests to `base_url` through a proxy.
+fn proxy_applies(base_url: &str) -> bool {
+    let Ok(url) = url::Url::parse(base_url) else {
+        return false;
+    };
+    let var = |name: &str| {
+        std::env::var(name)
+            .or_else(|_| std::env::var(name.to_ascii_lowercase()))
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+    };
+    let named = match url.scheme() {
+        "https" => var("HTTPS_PROXY"),
+        _ => var("HTTP_PROXY"),
+    }
+    .or_else(|| var("ALL_PROXY"));
+    if named.is_none() {
+        return false;
+    }
+    let host = url.host_str().unwrap_or("");
+    let excluded = var("NO_PROXY").is_some_and(|list| {
+        list.split(',').map(str::trim).any(|entry| {
+            entry == "*"
+                || (!entry.is_empty()
+                    && (host == entry.trim_start_matches('.')
+                        || host.ends_with(&format!(".{}", entry.trim_start_matches('.')))))
+        })
+    });
+    !excluded
+}
+
+thread_local! {
+    static SLOT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Mark the current thread as serving thread `index`: its upstream requests use pool `index`.
+/// Threads never marked share pool 0.
+pub fn set_thread_slot(index: usize) {
+    SLOT.with(|s| s.set(index));
+}
+
+fn slot() -> usize {
+    SLOT.with(std::cell::Cell::get)
+}
+
+fn slots() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timed_out_connect_is_told_apart_from_a_refused_one() {
+        let io = std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out");
+        assert!(is_timeout(&io));
+        assert_eq!(root_cause(&io), "timed out");
+        let other = std::io::Error::other("refused");
+        assert!(!is_timeout(&other));
+    }
+}
