@@ -206,7 +206,10 @@ impl Metrics {
         };
         let handle = std::thread::Builder::new()
             .name("clawgate-metrics".into())
-            .spawn(move || writer.run())
+            .spawn(move || {
+                yield_to_requests();
+                writer.run()
+            })
             .map_err(MetricsError::Thread)?;
         Ok(Metrics {
             inner: Arc::new(Shared {
@@ -610,6 +613,19 @@ fn prune_chunk(
     }
     txn.commit()?;
     Ok(more)
+}
+
+/// Lower the calling thread's scheduling priority, so that on a busy machine the threads
+/// serving requests run first and batches are written in the gaps: nothing waits for a
+/// batch, but a request delayed behind one shows in tail latency.
+fn yield_to_requests() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: gettid takes nothing; setpriority with PRIO_PROCESS and a thread id changes
+    // only that thread's nice value (a Linux property of per-thread scheduling).
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
+    }
 }
 
 #[cfg(test)]

@@ -22,8 +22,9 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
 use tower_service::Service;
 use warp::Filter;
 
@@ -237,20 +238,26 @@ pub async fn serve(
 ) {
     let activity = Arc::new(trim::Activity::default());
     let trimmer = trim::spawn(Arc::clone(&activity));
-    serve_shard(state, listener, grace, signal, activity, true).await;
+    let shard = Shard::new(state, activity);
+    let mut signal = std::pin::pin!(signal);
+    while let Some((stream, peer)) = accept(&listener, &mut signal).await {
+        shard.serve_connection(stream, peer, None);
+    }
+    drop(listener);
+    announce_shutdown(grace);
+    shard.drain(grace).await;
     trimmer.abort();
 }
 
 /// Serve on `listener` with `threads` serving threads until `signal` completes, then drain
 /// each for at most `grace`.
 ///
-/// Each thread runs its own single-threaded runtime and accepts from the same listening
-/// socket: a connection, its request handling and its upstream connections all stay on the
-/// thread that accepted it, so a request never waits for another thread to be woken and
-/// scheduled (on a small machine that wait was most of the latency a proxy adds). A busy
-/// thread is not waiting in `accept`, so new connections go to the idle ones. This thread
-/// serves too, as thread 0, and keeps running whatever else was spawned on its runtime
-/// (reloads, signals).
+/// Each thread runs its own single-threaded runtime. This one accepts and hands each new
+/// connection to the thread with the fewest open connections (itself included); from then
+/// on the connection, its requests and their upstream connections stay on that thread, so a
+/// request never waits for another thread to be woken and scheduled (on a small machine that
+/// wait was most of the latency a proxy adds). This thread also keeps running whatever else
+/// was spawned on its runtime (reloads, signals).
 pub async fn serve_threads(
     state: Arc<AppState>,
     listener: std::net::TcpListener,
@@ -259,14 +266,17 @@ pub async fn serve_threads(
     signal: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
+    let listener = TcpListener::from_std(listener)?;
     let activity = Arc::new(trim::Activity::default());
     let trimmer = trim::spawn(Arc::clone(&activity));
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let open: Arc<[AtomicUsize]> = (0..threads.max(1)).map(|_| AtomicUsize::new(0)).collect();
+    let mut handoffs = Vec::new();
     let mut workers = Vec::new();
     for index in 1..threads.max(1) {
-        let listener = listener.try_clone()?;
-        let (state, activity, mut stopped) =
-            (Arc::clone(&state), Arc::clone(&activity), stopped.clone());
+        let (tx, mut rx) = mpsc::unbounded_channel::<(std::net::TcpStream, SocketAddr)>();
+        let (state, activity, open) = (Arc::clone(&state), Arc::clone(&activity), open.clone());
+        let mut stopped = stopped.clone();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -275,35 +285,63 @@ pub async fn serve_threads(
             .spawn(move || {
                 crate::providers::transport::set_thread_slot(index);
                 runtime.block_on(async move {
-                    let listener = match TcpListener::from_std(listener) {
-                        Ok(l) => l,
-                        Err(e) => {
-                            tracing::error!("serving thread {index} cannot listen: {e}");
-                            return;
+                    let shard = Shard::new(state, activity);
+                    loop {
+                        let (stream, peer) = tokio::select! {
+                            conn = rx.recv() => match conn {
+                                Some(c) => c,
+                                None => break,
+                            },
+                            _ = stopped.wait_for(|s| *s) => break,
+                        };
+                        match TcpStream::from_std(stream) {
+                            Ok(stream) => {
+                                shard.serve_connection(stream, peer, Some((&open, index)))
+                            }
+                            Err(e) => {
+                                open[index].fetch_sub(1, Ordering::Relaxed);
+                                tracing::warn!(
+                                    "serving thread {index} cannot take a connection: {e}"
+                                );
+                            }
                         }
-                    };
-                    let signal = async move {
-                        let _ = stopped.wait_for(|s| *s).await;
-                    };
-                    serve_shard(state, listener, grace, signal, activity, false).await;
+                    }
+                    shard.drain(grace).await;
                 });
             })?;
+        handoffs.push(tx);
         workers.push(worker);
     }
     crate::providers::transport::set_thread_slot(0);
-    let signal = async move {
-        signal.await;
-        let _ = stop.send(true);
-    };
-    serve_shard(
-        state,
-        TcpListener::from_std(listener)?,
-        grace,
-        signal,
-        activity,
-        true,
-    )
-    .await;
+    let shard = Shard::new(state, activity);
+    let mut signal = std::pin::pin!(signal);
+    let mut next = 0;
+    while let Some((stream, peer)) = accept(&listener, &mut signal).await {
+        // The thread with the fewest open connections; ties go round-robin.
+        next = (next + 1) % open.len();
+        let index = (0..open.len())
+            .map(|i| (i + next) % open.len())
+            .min_by_key(|&i| open[i].load(Ordering::Relaxed))
+            .unwrap_or(0);
+        open[index].fetch_add(1, Ordering::Relaxed);
+        if index == 0 {
+            shard.serve_connection(stream, peer, Some((&open, 0)));
+            continue;
+        }
+        let handed = stream.into_std().map_err(|e| e.to_string()).and_then(|s| {
+            handoffs[index - 1]
+                .send((s, peer))
+                .map_err(|e| e.to_string())
+        });
+        if let Err(e) = handed {
+            open[index].fetch_sub(1, Ordering::Relaxed);
+            tracing::warn!("cannot hand a connection to serving thread {index}: {e}");
+        }
+    }
+    drop(listener);
+    announce_shutdown(grace);
+    let _ = stop.send(true);
+    shard.drain(grace).await;
     trimmer.abort();
     let _ = tokio::task::spawn_blocking(move || {
         for worker in workers {
@@ -314,35 +352,81 @@ pub async fn serve_threads(
     Ok(())
 }
 
-/// One thread's accept loop: serve until `signal` completes, then drain for at most `grace`.
-async fn serve_shard(
-    state: Arc<AppState>,
-    listener: TcpListener,
-    grace: Duration,
-    signal: impl Future<Output = ()>,
-    activity: Arc<trim::Activity>,
-    announce: bool,
-) {
-    let filter = routes(Arc::clone(&state));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut signal = std::pin::pin!(signal);
+/// The next connection, or `None` once `signal` completes.
+async fn accept(
+    listener: &TcpListener,
+    signal: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> Option<(TcpStream, SocketAddr)> {
     loop {
-        let (stream, peer) = tokio::select! {
+        tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
+                Ok(pair) => return Some(pair),
                 Err(e) => {
                     // Out of file descriptors and the like: wait a little rather than spin.
                     tracing::error!("accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
                 }
             },
-            () = &mut signal => break,
-        };
+            () = signal.as_mut() => return None,
+        }
+    }
+}
+
+fn announce_shutdown(grace: Duration) {
+    tracing::info!(
+        grace_s = grace.as_secs_f64(),
+        "shutting down: waiting for in-flight requests"
+    );
+}
+
+/// What one serving thread needs to serve connections.
+struct Shard<F> {
+    state: Arc<AppState>,
+    filter: F,
+    graceful: hyper_util::server::graceful::GracefulShutdown,
+    activity: Arc<trim::Activity>,
+}
+
+impl Shard<()> {
+    #[allow(clippy::new_ret_no_self)]
+    fn new(state: Arc<AppState>, activity: Arc<trim::Activity>) -> Shard<impl RouteFilter> {
+        Shard {
+            filter: routes(Arc::clone(&state)),
+            state,
+            graceful: hyper_util::server::graceful::GracefulShutdown::new(),
+            activity,
+        }
+    }
+}
+
+/// The API's routes, as [`routes`] builds them.
+trait RouteFilter:
+    Filter<Extract = (warp::reply::Response,), Error = Infallible> + Clone + Send + Sync + 'static
+{
+}
+
+impl<T> RouteFilter for T where
+    T: Filter<Extract = (warp::reply::Response,), Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+impl<F: RouteFilter> Shard<F> {
+    /// Serve one connection on this thread; `count` is the open-connection counter to
+    /// decrement when it closes.
+    fn serve_connection(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        count: Option<(&Arc<[AtomicUsize]>, usize)>,
+    ) {
         let _ = stream.set_nodelay(true);
-        let warp_service = warp::service(filter.clone());
-        let state = Arc::clone(&state);
-        let activity = Arc::clone(&activity);
+        let warp_service = warp::service(self.filter.clone());
+        let state = Arc::clone(&self.state);
+        let activity = Arc::clone(&self.activity);
         let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
             let mut warp_service = warp_service.clone();
             let state = Arc::clone(&state);
@@ -366,25 +450,26 @@ async fn serve_shard(
         let conn = builder
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();
-        let conn = graceful.watch(conn);
+        let conn = self.graceful.watch(conn);
+        let count = count.map(|(open, i)| (Arc::clone(open), i));
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!("connection from {peer} ended: {e}");
             }
+            if let Some((open, i)) = count {
+                open[i].fetch_sub(1, Ordering::Relaxed);
+            }
         });
     }
-    drop(listener);
-    if announce {
-        tracing::info!(
-            grace_s = grace.as_secs_f64(),
-            "shutting down: waiting for in-flight requests"
-        );
-    }
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("grace period over; closing the remaining connections");
+
+    /// Wait for this thread's connections to finish, for at most `grace`.
+    async fn drain(self, grace: Duration) {
+        if tokio::time::timeout(grace, self.graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("grace period over; closing the remaining connections");
+        }
     }
 }
 
