@@ -26,7 +26,12 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type UpstreamBody = BoxBody<Bytes, BoxError>;
 
 const IDLE_POOL_TIMEOUT: Duration = Duration::from_secs(90);
-const MAX_IDLE_PER_HOST: usize = 256;
+/// Idle connections kept per provider host, per serving thread (a burst's connections beyond
+/// these are closed when it ends rather than held, with their buffers, for 90 s).
+const MAX_IDLE_PER_HOST: usize = 64;
+/// Upstream reads go into a buffer of this size: an SSE chunk is a few hundred bytes, and a
+/// thousand open streams then hold 4 KB each here rather than 8 KB or more.
+const READ_BUFFER: usize = 4096;
 const AGENT: HeaderValue =
     HeaderValue::from_static(concat!("clawgate/", env!("CARGO_PKG_VERSION")));
 
@@ -107,6 +112,7 @@ impl Transport {
                         .pool_timer(TokioTimer::new())
                         .pool_idle_timeout(IDLE_POOL_TIMEOUT)
                         .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
+                        .http1_read_buf_exact_size(READ_BUFFER)
                         .build(connector.clone())
                 });
                 match pool.request(req.map(Full::new)).await {
