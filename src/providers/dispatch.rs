@@ -273,7 +273,7 @@ async fn attempt(provider: &Arc<Provider>, req: &ChatRequest<'_>) -> Result<Answ
         },
     };
     let uri = match &provider.translator {
-        Some(_) => upstream.url.parse::<http::Uri>().map_err(|e| {
+        Some(_) => super::transport::parse_uri(&upstream.url).map_err(|e| {
             fail(
                 FailureClass::Unsupported,
                 format!("the provider's URL is not valid: {e}"),

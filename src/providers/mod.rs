@@ -82,8 +82,7 @@ impl Provider {
         }
         Ok(Provider {
             id: Arc::from(config.id.as_str()),
-            chat_url: format!("{}/chat/completions", config.base_url)
-                .parse()
+            chat_url: transport::parse_uri(&format!("{}/chat/completions", config.base_url))
                 .map_err(|e| err(format!("base_url is not a valid URL: {e}")))?,
             health: Health::new(circuit),
             transport,

@@ -149,6 +149,13 @@ impl Transport {
     }
 }
 
+/// `url` as a request URI, normalised as a browser would (punycode hosts, percent-encoded
+/// paths), so that any URL the config accepts can be requested.
+pub fn parse_uri(url: &str) -> Result<Uri, String> {
+    let url = url::Url::parse(url).map_err(|e| e.to_string())?;
+    url.as_str().parse::<Uri>().map_err(|e| e.to_string())
+}
+
 /// The innermost error of a chain: "Connection refused (os error 111)" rather than "client
 /// error (Connect)".
 pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
@@ -224,6 +231,16 @@ fn slots() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn any_url_the_config_accepts_can_be_requested() {
+        let uri = parse_uri("https://bücher.example/v1/a b/chat/completions?key=k").unwrap();
+        assert_eq!(
+            uri.to_string(),
+            "https://xn--bcher-kva.example/v1/a%20b/chat/completions?key=k"
+        );
+        assert!(parse_uri("not a url").is_err());
+    }
 
     #[test]
     fn a_timed_out_connect_is_told_apart_from_a_refused_one() {
