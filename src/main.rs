@@ -280,10 +280,7 @@ fn serve(args: ServeArgs, env: EnvSource) -> ExitCode {
             tracing::warn!("no providers are loaded: set DEEPSEEK_API_KEY, GEMINI_API_KEY or OPENROUTER_API_KEY in .env; requests get 503 until then");
         }
         let metrics = state.metrics.clone();
-        let served = match listener.into_std() {
-            Ok(l) => clawgate::server::serve_threads(state, l, threads, grace, stop).await,
-            Err(e) => Err(e),
-        };
+        let served = clawgate::server::serve_threads(state, listener, threads, grace, stop).await;
         if let Err(e) = served {
             eprintln!("error: cannot serve on {local}: {e}");
             return ExitCode::from(1);

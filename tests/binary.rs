@@ -95,6 +95,20 @@ impl Running {
         }
     }
 
+    /// Wait for the exit that a stop signal started; it must be clean. Returns the log.
+    fn exit_cleanly(&mut self) -> String {
+        let status = self.wait_exit(Duration::from_secs(10));
+        let log = self.logged().join("\n");
+        assert!(status.success(), "{status}; it said:\n{log}");
+        log
+    }
+
+    /// SIGTERM, then [`Running::exit_cleanly`].
+    fn stop_cleanly(&mut self) -> String {
+        self.signal("-TERM");
+        self.exit_cleanly()
+    }
+
     fn logged(&self) -> Vec<String> {
         self.startup
             .iter()
@@ -169,13 +183,7 @@ async fn stock_config_starts_with_an_empty_environment_and_serves_health_and_mod
         log.contains("provider deepseek-chat skipped: DEEPSEEK_API_KEY is not set"),
         "{log}"
     );
-    gate.signal("-TERM");
-    let status = gate.wait_exit(Duration::from_secs(10));
-    assert!(
-        status.success(),
-        "{status}; it said:\n{}",
-        gate.logged().join("\n")
-    );
+    gate.stop_cleanly();
 }
 
 #[tokio::test]
@@ -284,9 +292,7 @@ async fn sigterm_lets_in_flight_requests_on_every_serving_thread_finish_and_exit
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["choices"][0]["message"]["content"], "finished anyway");
     }
-    let status = gate.wait_exit(Duration::from_secs(10));
-    let log = gate.logged().join("\n");
-    assert!(status.success(), "{status}; it said:\n{log}");
+    let log = gate.exit_cleanly();
     assert_eq!(
         log.matches("shutting down").count(),
         1,
@@ -305,21 +311,10 @@ async fn an_http_proxy_named_in_the_environment_carries_upstream_requests() {
     // The provider's own address refuses connections; only the proxy (played by the mock,
     // which answers absolute-form requests) can answer.
     let proxy = MockUpstream::start("proxy").await;
-    let cwd = tempfile::tempdir().unwrap();
-    std::fs::write(
-        cwd.path().join("config.yaml"),
-        "server:\n  port: 0\nproviders:\n  far:\n    base_url: http://127.0.0.1:9/v1\n    api_key: k\n    model: m\nfallback_chain: [far]\n",
-    )
-    .unwrap();
-    std::fs::create_dir(cwd.path().join("rules")).unwrap();
+    let cwd = one_provider_dir("far", "http://127.0.0.1:9/v1");
     let proxy_url = proxy.base_url().trim_end_matches("/v1").to_owned();
     let gate = start(cwd.path(), &[], &[("HTTP_PROXY", proxy_url.as_str())]);
-    let resp = reqwest::Client::new()
-        .post(format!("{}/v1/chat/completions", gate.url))
-        .json(&chat_body("far", "hi", false))
-        .send()
-        .await
-        .unwrap();
+    let resp = chat(&gate.url, "far").await;
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
     assert_eq!(proxy.hits(), 1);
     drop(gate);
@@ -332,13 +327,7 @@ async fn an_http_proxy_named_in_the_environment_carries_upstream_requests() {
             ("NO_PROXY", "localhost,127.0.0.1"),
         ],
     );
-    let resp = reqwest::Client::new()
-        .post(format!("{}/v1/chat/completions", gate.url))
-        .json(&chat_body("far", "hi", false))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 502);
+    assert_eq!(chat(&gate.url, "far").await.status(), 502);
     assert_eq!(proxy.hits(), 1);
 }
 
@@ -365,14 +354,9 @@ async fn signals_sent_the_moment_it_listens_are_handled_not_fatal() {
             "not serving after an early SIGHUP; it said:\n{}",
             gate.logged().join("\n")
         );
-        gate.signal("-TERM");
-        assert!(gate.wait_exit(Duration::from_secs(10)).success());
+        gate.stop_cleanly();
         // SIGTERM before any request: a clean stop, not the default abrupt exit.
-        let mut gate = start(cwd.path(), &args, &[]);
-        gate.signal("-TERM");
-        let status = gate.wait_exit(Duration::from_secs(10));
-        let log = gate.logged().join("\n");
-        assert!(status.success(), "{status}; it said:\n{log}");
+        let log = start(cwd.path(), &args, &[]).stop_cleanly();
         assert!(log.contains("SIGTERM received"), "{log}");
     }
 }
@@ -444,15 +428,19 @@ async fn recent_count(url: &str) -> usize {
     v["requests"].as_array().map_or(0, Vec::len)
 }
 
-/// One chat request to the provider `up`.
-async fn chat_up(url: &str) -> reqwest::StatusCode {
+/// One chat request naming `model`.
+async fn chat(url: &str, model: &str) -> reqwest::Response {
     reqwest::Client::new()
         .post(format!("{url}/v1/chat/completions"))
-        .json(&chat_body("up", "hi", false))
+        .json(&chat_body(model, "hi", false))
         .send()
         .await
         .unwrap()
-        .status()
+}
+
+/// One chat request to the provider `up`.
+async fn chat_up(url: &str) -> reqwest::StatusCode {
+    chat(url, "up").await.status()
 }
 
 /// Wait until `/api/recent` holds at least `n` requests.
@@ -466,10 +454,14 @@ async fn wait_for_recent(url: &str, n: usize, what: &str) {
 
 /// A directory with a config whose one provider is `mock`, and empty rules.
 fn metrics_dir(mock: &MockUpstream) -> tempfile::TempDir {
+    one_provider_dir("up", &mock.base_url())
+}
+
+/// A directory with a config whose one provider, `id`, is at `base_url`, and empty rules.
+fn one_provider_dir(id: &str, base_url: &str) -> tempfile::TempDir {
     let cwd = tempfile::tempdir().unwrap();
     let config = format!(
-        "server:\n  port: 0\nproviders:\n  up:\n    base_url: {}\n    api_key: k\n    model: m\nfallback_chain: [up]\n",
-        mock.base_url()
+        "server:\n  port: 0\nproviders:\n  {id}:\n    base_url: {base_url}\n    api_key: k\n    model: m\nfallback_chain: [{id}]\n"
     );
     std::fs::write(cwd.path().join("config.yaml"), config).unwrap();
     std::fs::create_dir(cwd.path().join("rules")).unwrap();
@@ -484,8 +476,7 @@ async fn recorded_requests_survive_a_restart_on_the_same_database() {
     for _ in 0..3 {
         assert_eq!(chat_up(&gate.url).await, 200);
     }
-    gate.signal("-TERM");
-    assert!(gate.wait_exit(Duration::from_secs(10)).success());
+    gate.stop_cleanly();
     let gate = start(cwd.path(), &[], &[]);
     assert_eq!(
         recent_count(&gate.url).await,

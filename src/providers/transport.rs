@@ -59,6 +59,18 @@ pub enum SendError {
     Other(String),
 }
 
+impl SendError {
+    fn new(e: &(dyn std::error::Error + 'static), connect: bool, timed_out: bool) -> SendError {
+        if timed_out {
+            SendError::ConnectTimeout
+        } else if connect {
+            SendError::Connect(root_cause(e))
+        } else {
+            SendError::Other(root_cause(e))
+        }
+    }
+}
+
 impl Transport {
     /// A transport for requests to `base_url`.
     pub fn new(base_url: &str, connect_timeout: Duration) -> Result<Transport, String> {
@@ -84,7 +96,7 @@ impl Transport {
             .enable_http1()
             .enable_http2()
             .wrap_connector(http);
-        let pools = (0..slots()).map(|_| OnceLock::new()).collect();
+        let pools = (0..MAX_SLOTS).map(|_| OnceLock::new()).collect();
         Ok(Transport::Direct { connector, pools })
     }
 
@@ -117,15 +129,11 @@ impl Transport {
                 });
                 match pool.request(req.map(Full::new)).await {
                     Ok(resp) => Ok(resp.map(|b| b.map_err(BoxError::from).boxed())),
-                    Err(e) if e.is_connect() => {
-                        let cause = root_cause(&e);
-                        if is_timeout(&e) {
-                            Err(SendError::ConnectTimeout)
-                        } else {
-                            Err(SendError::Connect(cause))
-                        }
-                    }
-                    Err(e) => Err(SendError::Other(root_cause(&e))),
+                    Err(e) => Err(SendError::new(
+                        &e,
+                        e.is_connect(),
+                        e.is_connect() && is_timeout(&e),
+                    )),
                 }
             }
             Transport::Proxied(client) => {
@@ -135,13 +143,7 @@ impl Transport {
                     Ok(resp) => Ok(Response::from(resp).map(|b| b.map_err(BoxError::from).boxed())),
                     Err(e) => {
                         let e = e.without_url();
-                        if e.is_timeout() {
-                            Err(SendError::ConnectTimeout)
-                        } else if e.is_connect() {
-                            Err(SendError::Connect(root_cause(&e)))
-                        } else {
-                            Err(SendError::Other(root_cause(&e)))
-                        }
+                        Err(SendError::new(&e, e.is_connect(), e.is_timeout()))
                     }
                 }
             }
@@ -224,9 +226,9 @@ fn slot() -> usize {
     SLOT.with(std::cell::Cell::get)
 }
 
-fn slots() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().min(64))
-}
+/// Pools per transport: one per serving thread up to this many (a pool is built on first
+/// use, so unused slots cost a few bytes); threads beyond it share.
+const MAX_SLOTS: usize = 64;
 
 #[cfg(test)]
 mod tests {

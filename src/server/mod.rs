@@ -229,24 +229,16 @@ pub fn spawn(
     })
 }
 
-/// Serve on `listener` until `signal` completes, then drain for at most `grace`.
+/// Serve on `listener` from this thread alone until `signal` completes, then drain for at
+/// most `grace`.
 pub async fn serve(
     state: Arc<AppState>,
     listener: TcpListener,
     grace: Duration,
     signal: impl Future<Output = ()>,
 ) {
-    let activity = Arc::new(trim::Activity::default());
-    let trimmer = trim::spawn(Arc::clone(&activity));
-    let shard = Shard::new(state, activity);
-    let mut signal = std::pin::pin!(signal);
-    while let Some((stream, peer)) = accept(&listener, &mut signal).await {
-        shard.serve_connection(stream, peer, None);
-    }
-    drop(listener);
-    announce_shutdown(grace);
-    shard.drain(grace).await;
-    trimmer.abort();
+    // With one thread nothing is spawned, so nothing can fail.
+    let _ = serve_threads(state, listener, 1, grace, signal).await;
 }
 
 /// Serve on `listener` with `threads` serving threads until `signal` completes, then drain
@@ -260,13 +252,11 @@ pub async fn serve(
 /// was spawned on its runtime (reloads, signals).
 pub async fn serve_threads(
     state: Arc<AppState>,
-    listener: std::net::TcpListener,
+    listener: TcpListener,
     threads: usize,
     grace: Duration,
     signal: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    listener.set_nonblocking(true)?;
-    let listener = TcpListener::from_std(listener)?;
     let activity = Arc::new(trim::Activity::default());
     let trimmer = trim::spawn(Arc::clone(&activity));
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -285,7 +275,7 @@ pub async fn serve_threads(
             .spawn(move || {
                 crate::providers::transport::set_thread_slot(index);
                 runtime.block_on(async move {
-                    let shard = Shard::new(state, activity);
+                    let shard = shard(state, activity);
                     loop {
                         let (stream, peer) = tokio::select! {
                             conn = rx.recv() => match conn {
@@ -313,7 +303,7 @@ pub async fn serve_threads(
         workers.push(worker);
     }
     crate::providers::transport::set_thread_slot(0);
-    let shard = Shard::new(state, activity);
+    let shard = shard(state, activity);
     let mut signal = std::pin::pin!(signal);
     let mut next = 0;
     while let Some((stream, peer)) = accept(&listener, &mut signal).await {
@@ -387,15 +377,12 @@ struct Shard<F> {
     activity: Arc<trim::Activity>,
 }
 
-impl Shard<()> {
-    #[allow(clippy::new_ret_no_self)]
-    fn new(state: Arc<AppState>, activity: Arc<trim::Activity>) -> Shard<impl RouteFilter> {
-        Shard {
-            filter: routes(Arc::clone(&state)),
-            state,
-            graceful: hyper_util::server::graceful::GracefulShutdown::new(),
-            activity,
-        }
+fn shard(state: Arc<AppState>, activity: Arc<trim::Activity>) -> Shard<impl RouteFilter> {
+    Shard {
+        filter: routes(Arc::clone(&state)),
+        state,
+        graceful: hyper_util::server::graceful::GracefulShutdown::new(),
+        activity,
     }
 }
 
