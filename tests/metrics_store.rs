@@ -4,25 +4,37 @@ mod metrics_support;
 
 use std::time::{Duration, Instant};
 
-use clawgate::metrics::{Metrics, MetricsError, Window, QUEUE_CAPACITY};
+use clawgate::metrics::{Metrics, MetricsError, Window, MAX_BATCH, QUEUE_CAPACITY};
 use metrics_support::*;
 
 #[test]
 fn flush_commits_every_recorded_event_in_batches() {
     let (_dir, _path, m) = store(0);
     let t = now();
-    for i in 0..5_000 {
-        m.record(ok(t - i, "deepseek-chat"));
+    // More than one batch holds, sent in waves that each fit in the queue.
+    let total = MAX_BATCH + MAX_BATCH / 2;
+    let mut sent = 0;
+    while sent < total {
+        while m.counters().queue_depth > 0 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        for _ in 0..(QUEUE_CAPACITY / 2).min(total - sent) {
+            m.record(ok(t - sent as u64, "deepseek-chat"));
+            sent += 1;
+        }
     }
     m.flush();
     let c = m.counters();
-    assert_eq!((c.written, c.dropped, c.queue_depth), (5_000, 0, 0));
+    assert_eq!((c.written, c.dropped, c.queue_depth), (total as u64, 0, 0));
     assert!(
-        c.batches >= 5 && c.batches < 5_000,
-        "events are committed in batches, got {} batches",
+        c.batches >= 2 && c.batches < 100,
+        "events are committed in batches of at most {MAX_BATCH}, got {} batches",
         c.batches
     );
-    assert_eq!(m.stats(Window::All)["totals"]["total_requests"], 5_000);
+    assert_eq!(
+        m.stats(Window::All)["totals"]["total_requests"],
+        total as u64
+    );
 }
 
 #[test]

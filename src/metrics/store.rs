@@ -30,11 +30,17 @@ use super::strings::{Interner, STRINGS};
 /// Events queued between the request path and the writer; past this, events are dropped.
 pub const QUEUE_CAPACITY: usize = 10_000;
 /// Most events committed in one write transaction.
-pub const MAX_BATCH: usize = 1_024;
-/// How long the writer waits to fill a batch after its first event.
-pub const BATCH_WINDOW: Duration = Duration::from_millis(100);
-/// How often the writer looks at the queue while it fills a batch.
-const POLL: Duration = Duration::from_millis(2);
+pub const MAX_BATCH: usize = 16_384;
+/// How long the writer waits to fill a batch after its first event. A commit has a fixed cost
+/// (allocator state for quick repair, an fsync) of a few milliseconds whatever its size, so
+/// fewer, larger batches cost the machine far less: at 1,000 req/s a 100 ms window spent about
+/// 50 µs of writer CPU per request, a one-second window a fraction of that.
+pub const BATCH_WINDOW: Duration = Duration::from_secs(1);
+/// How often the writer looks at the queue while it fills a batch: often enough that the queue
+/// never fills between looks, rarely enough that an idle-looking writer costs nothing.
+const POLL: Duration = Duration::from_millis(10);
+/// Batch capacity kept between batches; a burst's larger buffer is given back after it.
+const BATCH_KEEP: usize = 1_024;
 const PRUNE_EVERY: Duration = Duration::from_secs(3_600);
 /// Rows deleted per retention transaction, so pruning never stalls the writer for long.
 const PRUNE_CHUNK: usize = 20_000;
@@ -386,7 +392,7 @@ struct Writer {
 
 impl Writer {
     fn run(mut self) {
-        let mut batch: Vec<RequestEvent> = Vec::with_capacity(MAX_BATCH);
+        let mut batch: Vec<RequestEvent> = Vec::with_capacity(BATCH_KEEP);
         loop {
             let first = match self.rx.recv_timeout(self.idle_wait()) {
                 Ok(msg) => msg,
@@ -398,7 +404,7 @@ impl Writer {
             };
             let mut round = Round::default();
             round.take(first, &mut batch, &self.counters);
-            // Fill the batch until it is full, ~100 ms have passed, or someone waits on a flush.
+            // Fill the batch until it is full, the window has passed, or someone waits on a flush.
             // Poll instead of blocking on the channel: a sender only pays for a wake-up (a
             // syscall) when the receiver is parked, and this keeps `record` cheap under load.
             let deadline = Instant::now() + BATCH_WINDOW;
@@ -426,6 +432,7 @@ impl Writer {
             if !batch.is_empty() {
                 self.commit(&batch);
                 batch.clear();
+                batch.shrink_to(BATCH_KEEP);
             }
             if round.prune {
                 self.prune_all();

@@ -418,13 +418,17 @@ impl<F: RouteFilter> Shard<F> {
             let mut warp_service = warp_service.clone();
             let state = Arc::clone(&state);
             activity.note();
+            // Both handlers are boxed: hyper keeps a slot the size of this future for each
+            // connection's whole life, so inline they would cost every open connection (a
+            // thousand streams, or idle keep-alive clients) several KB each, where a box costs
+            // only while a request is being answered.
             async move {
                 // The hot path skips warp's filter chain (and its copy of the headers).
                 if is_chat_completion(&req) {
-                    return Ok::<_, Infallible>(chat_completion(state, req).await);
+                    return Ok::<_, Infallible>(Box::pin(chat_completion(state, req)).await);
                 }
                 req.extensions_mut().insert(PeerAddr(peer));
-                let Ok(resp) = warp_service.call(req).await;
+                let Ok(resp) = Box::pin(warp_service.call(req)).await;
                 Ok::<_, Infallible>(into_streaming(resp))
             }
         });
@@ -484,7 +488,9 @@ where
     }
     let limit = state.snapshot.load().config.server.max_body_bytes();
     match tokio::time::timeout(BODY_TIMEOUT, chat::read_body(&headers, body, limit)).await {
-        Ok(Ok(body)) => chat::handle(state, headers, body).await,
+        // Boxed: inline, the handler's state would sit next to the body reader's in this
+        // future (about 8 KB together, per request in flight); boxed, each takes its turn.
+        Ok(Ok(body)) => Box::pin(chat::handle(state, headers, body)).await,
         Ok(Err(e)) => e.into_response(),
         Err(_) => body_timeout().into_response(),
     }
