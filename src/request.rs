@@ -215,9 +215,11 @@ impl<'a> ChatRequest<'a> {
             });
         }
         let mut de = serde_json::Deserializer::from_slice(body);
-        let wire: Wire<'a> = match serde_path_to_error::deserialize(&mut de) {
+        // Parsed without tracking the path: that costs on every value, and only a rejected
+        // body needs it, so a rejected body is parsed a second time to say where it went wrong.
+        let wire = match Wire::deserialize(&mut de) {
             Ok(w) => w,
-            Err(e) => return Err(describe_json_error(e)),
+            Err(first) => return Err(Self::rejection(body, first)),
         };
         if let Err(e) = de.end() {
             return Err(InvalidRequest {
@@ -275,6 +277,21 @@ impl<'a> ChatRequest<'a> {
             tools: wire.tools.unwrap_or_default(),
             max_tokens: wire.max_completion_tokens.or(wire.max_tokens),
         })
+    }
+
+    /// Why `body` was rejected, with the JSON path of the offending field when there is one.
+    #[cold]
+    fn rejection(body: &[u8], first: serde_json::Error) -> InvalidRequest {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        match serde_path_to_error::deserialize::<_, Wire<'_>>(&mut de) {
+            Err(e) => describe_json_error(e),
+            // The same input gives the same error; should it not, the first one still says what.
+            Ok(_) => InvalidRequest {
+                message: format!("request body is not a valid chat completion request: {first}"),
+                param: None,
+                code: "invalid_value",
+            },
+        }
     }
 
     /// The body as received.
