@@ -55,7 +55,7 @@ chmod 755 "$work"
 cleanup() {
   # shellcheck disable=SC2046 # one pid per word
   kill $(jobs -p) 2>/dev/null || true
-  if [ -f "$work/nginx.pid" ]; then kill "$(cat "$work/nginx.pid")" 2>/dev/null || true; fi
+  if [ -f "$work/nginx.pid" ]; then kill "$(cat "$work/nginx.pid" 2>/dev/null)" 2>/dev/null || true; fi
   wait 2>/dev/null || true
   rm -rf "$work"
 }
