@@ -14,8 +14,13 @@ fn flush_commits_every_recorded_event_in_batches() {
     // More than one batch holds, sent in waves that each fit in the queue.
     let total = MAX_BATCH + MAX_BATCH / 2;
     let mut sent = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
     while sent < total {
         while m.counters().queue_depth > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the writer stopped taking events"
+            );
             std::thread::sleep(Duration::from_millis(2));
         }
         for _ in 0..(QUEUE_CAPACITY / 2).min(total - sent) {

@@ -4,10 +4,11 @@
 //! The request path calls [`Metrics::record`], which updates a few in-memory counters (what
 //! `/metrics` renders, so scrapes never touch disk) and hands the event to a bounded channel
 //! without waiting. One writer thread drains that channel and commits batches (up to
-//! [`store::MAX_BATCH`] events or about a second) in one redb write transaction each, updating per-minute
-//! and per-hour rollups in the same transaction so stats over days read a few thousand rows
-//! instead of millions. Readers ([`Metrics::stats`], [`Metrics::recent`]) use read transactions,
-//! which never wait for the writer. A full channel drops the event and counts the drop.
+//! [`store::MAX_BATCH`] events or about a second) in one redb write transaction each, updating
+//! per-minute and per-hour rollups in the same transaction so stats over days read a few
+//! thousand rows instead of millions. Readers ([`Metrics::stats`], [`Metrics::recent`]) use read
+//! transactions, which never wait for the writer. A full channel drops the event and counts the
+//! drop.
 //!
 //! ```text
 //! record() ─▶ live counters (/metrics)
