@@ -264,8 +264,8 @@ pub async fn serve_threads(
     let mut handoffs = Vec::new();
     let mut workers = Vec::new();
     for index in 1..threads.max(1) {
-        let (tx, mut rx) = mpsc::unbounded_channel::<(std::net::TcpStream, SocketAddr)>();
-        let (state, activity, open) = (Arc::clone(&state), Arc::clone(&activity), open.clone());
+        let (tx, mut rx) = mpsc::unbounded_channel::<(std::net::TcpStream, SocketAddr, Open)>();
+        let (state, activity) = (Arc::clone(&state), Arc::clone(&activity));
         let mut stopped = stopped.clone();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -277,7 +277,7 @@ pub async fn serve_threads(
                 runtime.block_on(async move {
                     let shard = shard(state, activity);
                     loop {
-                        let (stream, peer) = tokio::select! {
+                        let (stream, peer, open) = tokio::select! {
                             conn = rx.recv() => match conn {
                                 Some(c) => c,
                                 None => break,
@@ -285,15 +285,10 @@ pub async fn serve_threads(
                             _ = stopped.wait_for(|s| *s) => break,
                         };
                         match TcpStream::from_std(stream) {
-                            Ok(stream) => {
-                                shard.serve_connection(stream, peer, Some((&open, index)))
-                            }
-                            Err(e) => {
-                                open[index].fetch_sub(1, Ordering::Relaxed);
-                                tracing::warn!(
-                                    "serving thread {index} cannot take a connection: {e}"
-                                );
-                            }
+                            Ok(stream) => shard.serve_connection(stream, peer, open),
+                            Err(e) => tracing::warn!(
+                                "serving thread {index} cannot take a connection: {e}"
+                            ),
                         }
                     }
                     shard.drain(grace).await;
@@ -313,23 +308,26 @@ pub async fn serve_threads(
             .map(|i| (i + next) % open.len())
             .min_by_key(|&i| open[i].load(Ordering::Relaxed))
             .unwrap_or(0);
-        open[index].fetch_add(1, Ordering::Relaxed);
+        let counted = Open::new(&open, index);
         if index == 0 {
-            shard.serve_connection(stream, peer, Some((&open, 0)));
+            shard.serve_connection(stream, peer, counted);
             continue;
         }
+        // A connection that cannot be handed over is dropped with its count.
         let handed = stream.into_std().map_err(|e| e.to_string()).and_then(|s| {
             handoffs[index - 1]
-                .send((s, peer))
+                .send((s, peer, counted))
                 .map_err(|e| e.to_string())
         });
         if let Err(e) = handed {
-            open[index].fetch_sub(1, Ordering::Relaxed);
             tracing::warn!("cannot hand a connection to serving thread {index}: {e}");
         }
     }
     drop(listener);
-    announce_shutdown(grace);
+    tracing::info!(
+        grace_s = grace.as_secs_f64(),
+        "shutting down: waiting for in-flight requests"
+    );
     let _ = stop.send(true);
     shard.drain(grace).await;
     trimmer.abort();
@@ -362,11 +360,26 @@ async fn accept(
     }
 }
 
-fn announce_shutdown(grace: Duration) {
-    tracing::info!(
-        grace_s = grace.as_secs_f64(),
-        "shutting down: waiting for in-flight requests"
-    );
+/// One open connection counted against its serving thread, until this is dropped.
+struct Open {
+    counts: Arc<[AtomicUsize]>,
+    index: usize,
+}
+
+impl Open {
+    fn new(counts: &Arc<[AtomicUsize]>, index: usize) -> Open {
+        counts[index].fetch_add(1, Ordering::Relaxed);
+        Open {
+            counts: Arc::clone(counts),
+            index,
+        }
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.counts[self.index].fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// What one serving thread needs to serve connections.
@@ -402,14 +415,8 @@ impl<T> RouteFilter for T where
 }
 
 impl<F: RouteFilter> Shard<F> {
-    /// Serve one connection on this thread; `count` is the open-connection counter to
-    /// decrement when it closes.
-    fn serve_connection(
-        &self,
-        stream: TcpStream,
-        peer: SocketAddr,
-        count: Option<(&Arc<[AtomicUsize]>, usize)>,
-    ) {
+    /// Serve one connection on this thread; it stays counted in `open` until it closes.
+    fn serve_connection(&self, stream: TcpStream, peer: SocketAddr, open: Open) {
         let _ = stream.set_nodelay(true);
         let warp_service = warp::service(self.filter.clone());
         let state = Arc::clone(&self.state);
@@ -442,14 +449,11 @@ impl<F: RouteFilter> Shard<F> {
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();
         let conn = self.graceful.watch(conn);
-        let count = count.map(|(open, i)| (Arc::clone(open), i));
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!("connection from {peer} ended: {e}");
             }
-            if let Some((open, i)) = count {
-                open[i].fetch_sub(1, Ordering::Relaxed);
-            }
+            drop(open);
         });
     }
 
