@@ -3,7 +3,7 @@
 # directly and against a plain reverse proxy, all measured in one run on this machine.
 #
 #   bench/load.sh [--reference nginx] [--peer litellm] [--rates "500 1000 5000"]
-#                 [--duration 10s] [--long 60] [--no-memory]
+#                 [--duration 10s] [--repeat 1] [--long 60] [--no-memory]
 #
 # Starts the release mock upstream (examples/mock_upstream.rs) and a release ClawGate whose
 # providers are all that mock, then measures with wrk (fixed rates are held by wrk's per-request
@@ -18,26 +18,30 @@
 #     before its next chunk, so the first byte cannot hide behind the rest);
 #   - ClawGate's RSS idle, with 1,000 concurrent streams, after them, and its slope over a long
 #     saturating run.
+# With --repeat N the rate and saturation runs are repeated N times, the paths taking turns, and
+# every cell is the median of its N runs (on a noisy machine one run's ratios mislead).
 # Prints one table per section with ratios to the direct path. Loopback only; ClawGate runs
 # with metrics on (a temp database), as users run it. Set SKIP_BUILD=1 to reuse the release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-REFERENCE="" PEER="" RATES="500 1000 5000" DURATION=10s LONG=60 MEMORY=1
+REFERENCE="" PEER="" RATES="500 1000 5000" DURATION=10s REPEAT=1 LONG=60 MEMORY=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --reference) REFERENCE="$2"; shift 2 ;;
     --peer) PEER="$2"; shift 2 ;;
     --rates) RATES="$2"; shift 2 ;;
     --duration) DURATION="$2"; shift 2 ;;
+    --repeat) REPEAT="$2"; shift 2 ;;
     --long) LONG="$2"; shift 2 ;;
     --no-memory) MEMORY=""; shift ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 [ -z "$REFERENCE" ] || [ "$REFERENCE" = nginx ] || { echo "--reference: only nginx" >&2; exit 2; }
 [ -z "$PEER" ] || [ "$PEER" = litellm ] || { echo "--peer: only litellm" >&2; exit 2; }
+[[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || { echo "--repeat: a positive count" >&2; exit 2; }
 command -v wrk >/dev/null || { echo "wrk is required: apt-get install -y wrk" >&2; exit 2; }
 if [ -n "$REFERENCE" ] && ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
   echo "nginx is required for --reference nginx: apt-get install -y nginx-light" >&2; exit 2
@@ -173,17 +177,37 @@ LUA
 }
 
 declare -A P50 P99 RPS
-# measure LABEL KEY URL BODY RATE CONNS -> one table row; RATE "sat" = closed loop
+# measure LABEL KEY URL BODY RATE CONNS: one wrk run, kept for its row; RATE "sat" = closed loop
 measure() {
   local label=$1 key=$2 url=$3 body=$4 rate=$5 conns=$6 pause=0 name
   [ "$rate" = sat ] || pause=$(awk -v c="$conns" -v r="$rate" 'BEGIN { printf "%d", c * 1000 / r }')
   name="$key-$rate"
   mk_lua "$body" "$pause" "$name"
-  local line rps p50 p90 p99 max errs
-  line=$(wrk -t1 -c"$conns" -d"$DURATION" --timeout 10s -s "$work/wrk-$name.lua" "$url" | grep '^RESULT' || echo "RESULT 0 0 0 0 0 -1")
-  read -r _ rps p50 p90 p99 max errs <<<"$line"
-  P50[$name]=$p50 P99[$name]=$p99 RPS[$name]=$rps
-  printf '| %-30s | %6s | %7s | %7s | %7s | %7s | %8s | %s |\n' "$label" "$rate" "$rps" "$p50" "$p90" "$p99" "$max" "$errs"
+  [ -f "$work/runs-$name" ] || printf '%s\t%s\t%s\n' "$name" "$label" "$rate" >>"$work/rows"
+  wrk -t1 -c"$conns" -d"$DURATION" --timeout 10s -s "$work/wrk-$name.lua" "$url" |
+    grep '^RESULT' >>"$work/runs-$name" || echo "RESULT 0 0 0 0 0 -1" >>"$work/runs-$name"
+}
+# rows: one table row per measured path and rate, each cell the median of its runs (errors
+# summed), in the order first measured; then forgets them for the next table
+rows() {
+  local name label rate rps p50 p90 p99 max errs
+  while IFS=$'\t' read -r name label rate; do
+    read -r rps p50 p90 p99 max errs < <(awk '
+      { for (i = 2; i <= 6; i++) v[i, NR] = $i; errs += $7 }
+      END {
+        for (i = 2; i <= 6; i++) {
+          n = 0; for (r = 1; r <= NR; r++) col[++n] = v[i, r]
+          for (a = 1; a <= n; a++) for (b = a + 1; b <= n; b++) if (col[b] + 0 < col[a] + 0) { t = col[a]; col[a] = col[b]; col[b] = t }
+          m = (n % 2) ? col[(n + 1) / 2] : (col[n / 2] + col[n / 2 + 1]) / 2
+          fmt = (i == 2) ? "%.0f " : "%.3f "
+          printf fmt, m
+        }
+        print errs
+      }' "$work/runs-$name")
+    P50[$name]=$p50 P99[$name]=$p99 RPS[$name]=$rps
+    printf '| %-30s | %6s | %7s | %7s | %7s | %7s | %8s | %s |\n' "$label" "$rate" "$rps" "$p50" "$p90" "$p99" "$max" "$errs"
+  done <"$work/rows"
+  rm -f "$work/rows"
 }
 header() {
   echo
@@ -197,7 +221,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 
 conns_for() { case "$1" in sat) echo 32 ;; *) awk -v r="$1" 'BEGIN { c = int(r / 62.5); if (c < 4) c = 4; print c }' ;; esac; }
 
-echo "# ClawGate load run: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -m), wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}')"
+echo "# ClawGate load run: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -m), wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}')$( [ "$REPEAT" = 1 ] || echo ", medians of $REPEAT runs")"
 echo "(load generator, mock upstream and proxies all on this machine; loopback only)"
 
 URL_D="http://127.0.0.1:$MOCK/v1/chat/completions"
@@ -206,11 +230,13 @@ URL_G="http://127.0.0.1:$GATE/v1/chat/completions"
 URL_L="http://127.0.0.1:$LLM/v1/chat/completions"
 
 header "Small body (direct provider id), fixed rates and saturation"
-for rate in $RATES sat; do
-  c=$(conns_for "$rate")
-  measure "direct (mock)" d "$URL_D" "$work/small.json" "$rate" "$c"
-  [ -z "$REFERENCE" ] || measure "nginx reverse proxy" n "$URL_N" "$work/small.json" "$rate" "$c"
-  measure "clawgate" g "$URL_G" "$work/small.json" "$rate" "$c"
+for _ in $(seq "$REPEAT"); do
+  for rate in $RATES sat; do
+    c=$(conns_for "$rate")
+    measure "direct (mock)" d "$URL_D" "$work/small.json" "$rate" "$c"
+    [ -z "$REFERENCE" ] || measure "nginx reverse proxy" n "$URL_N" "$work/small.json" "$rate" "$c"
+    measure "clawgate" g "$URL_G" "$work/small.json" "$rate" "$c"
+  done
 done
 if [ -n "$PEER" ]; then
   measure "litellm proxy" l "$URL_L" "$work/small.json" 50 4
@@ -218,14 +244,18 @@ if [ -n "$PEER" ]; then
   measure "clawgate" g "$URL_G" "$work/small.json" 50 4
   measure "direct (mock)" d "$URL_D" "$work/small.json" 50 4
 fi
+rows
 
 header "OpenClaw request (64 KB, 12 tools, streamed; clawgate: model auto, stock rules)"
-for rate in 1000 sat; do
-  c=$(conns_for "$rate")
-  measure "direct (mock)" od "$URL_D" "$work/openclaw.json" "$rate" "$c"
-  [ -z "$REFERENCE" ] || measure "nginx reverse proxy" on "$URL_N" "$work/openclaw.json" "$rate" "$c"
-  measure "clawgate auto" og "$URL_G" "$work/openclaw.json" "$rate" "$c"
+for _ in $(seq "$REPEAT"); do
+  for rate in 1000 sat; do
+    c=$(conns_for "$rate")
+    measure "direct (mock)" od "$URL_D" "$work/openclaw.json" "$rate" "$c"
+    [ -z "$REFERENCE" ] || measure "nginx reverse proxy" on "$URL_N" "$work/openclaw.json" "$rate" "$c"
+    measure "clawgate auto" og "$URL_G" "$work/openclaw.json" "$rate" "$c"
+  done
 done
+rows
 
 echo
 echo "### Added latency and throughput, relative"

@@ -216,12 +216,15 @@ async fn call(
                     event.status = 504;
                     Err(format!("timed out after {} ms", cfg.timeout.as_millis()))
                 }
-                Ok(Outcome::Complete { body: answer, .. }) => {
+                Ok(Outcome::Complete {
+                    body: answer,
+                    usage,
+                    ..
+                }) => {
                     event.status = 200;
                     event.provider = Some(provider.id.to_string());
                     event.upstream_model = Some(provider.config.model.clone());
-                    let usage = usage::from_completion(&answer)
-                        .unwrap_or_else(|| usage::estimate(body.len(), answer.len()));
+                    let usage = usage.unwrap_or_else(|| usage::estimate(body.len(), answer.len()));
                     event.set_usage(&usage, &provider.config.pricing);
                     match answer_text(&answer) {
                         None => Err("the answer had no text".to_owned()),

@@ -14,4 +14,5 @@ pub mod request;
 pub mod router;
 pub mod rules;
 pub mod server;
+pub mod slot;
 pub mod suggest;

@@ -44,6 +44,13 @@ impl Histogram {
         self.sum_s += s;
     }
 
+    fn merge(&mut self, other: &Histogram) {
+        for (c, o) in self.counts.iter_mut().zip(&other.counts) {
+            *c += o;
+        }
+        self.sum_s += other.sum_s;
+    }
+
     pub fn count(&self) -> u64 {
         self.counts.iter().sum()
     }
@@ -74,6 +81,20 @@ pub(crate) struct ProviderCounters {
     pub attempt_failures: u64,
     pub usage_estimated: u64,
     pub ttfb: Histogram,
+}
+
+impl ProviderCounters {
+    fn add(&mut self, o: &ProviderCounters) {
+        self.prompt += o.prompt;
+        self.completion += o.completion;
+        self.cache_hit += o.cache_hit;
+        self.cache_miss += o.cache_miss;
+        self.cost_usd += o.cost_usd;
+        self.fallbacks += o.fallbacks;
+        self.attempt_failures += o.attempt_failures;
+        self.usage_estimated += o.usage_estimated;
+        self.ttfb.merge(&o.ttfb);
+    }
 }
 
 #[derive(Default)]
@@ -113,6 +134,18 @@ impl Live {
         }
         for at in &ev.attempts {
             self.provider_mut(&at.provider).attempt_failures += 1;
+        }
+    }
+
+    /// Adds `other`'s counts to these (label sets past the caps fold into `other` as usual).
+    pub fn merge(&mut self, other: &Live) {
+        for o in &other.series {
+            let s = self.series_mut(&o.provider, &o.layer, &o.rule, o.status);
+            s.requests += o.requests;
+            s.duration.merge(&o.duration);
+        }
+        for (name, o) in &other.providers {
+            self.provider_mut(name).add(o);
         }
     }
 
@@ -201,5 +234,85 @@ mod tests {
             live.series.last().map(|s| (s.rule.as_str(), s.requests)),
             Some((OTHER, 10))
         );
+    }
+
+    #[test]
+    fn counters_kept_by_two_threads_merge_into_the_same_totals_as_one() {
+        let events: Vec<RequestEvent> = (0..40u64)
+            .map(|i| RequestEvent {
+                provider: (i % 5 != 0).then(|| format!("p{}", i % 3)),
+                layer: "static".into(),
+                rule: format!("r{}", i % 4),
+                status: if i % 7 == 0 { 502 } else { 200 },
+                // Binary fractions, so sums in any order are exact.
+                latency_ms: i as f64 * 125.0,
+                ttfb_ms: (i % 2 == 0).then_some(i as f64 * 250.0),
+                prompt_tokens: i,
+                completion_tokens: 2 * i,
+                cost_usd: i as f64 / 64.0,
+                attempts: if i % 6 == 0 {
+                    vec![crate::metrics::AttemptRecord {
+                        provider: "p9".into(),
+                        error: "HTTP 503".into(),
+                    }]
+                } else {
+                    Vec::new()
+                },
+                ..RequestEvent::default()
+            })
+            .collect();
+        let mut one = Live::default();
+        let (mut a, mut b) = (Live::default(), Live::default());
+        for (i, ev) in events.iter().enumerate() {
+            one.observe(ev);
+            if i % 3 == 0 {
+                a.observe(ev)
+            } else {
+                b.observe(ev)
+            }
+        }
+        let mut merged = Live::default();
+        merged.merge(&a);
+        merged.merge(&b);
+        let series = |l: &Live| {
+            let mut v: Vec<_> = l
+                .series
+                .iter()
+                .map(|s| {
+                    (
+                        s.provider.clone(),
+                        s.layer.clone(),
+                        s.rule.clone(),
+                        s.status,
+                        s.requests,
+                        s.duration.counts,
+                        s.duration.sum_s,
+                    )
+                })
+                .collect();
+            v.sort_by(|x, y| (&x.0, &x.1, &x.2, x.3).cmp(&(&y.0, &y.1, &y.2, y.3)));
+            v
+        };
+        assert_eq!(series(&merged), series(&one));
+        let providers = |l: &Live| {
+            let mut v: Vec<_> = l
+                .providers
+                .iter()
+                .map(|(k, c)| {
+                    (
+                        k.clone(),
+                        c.prompt,
+                        c.completion,
+                        c.cost_usd,
+                        c.fallbacks,
+                        c.attempt_failures,
+                        c.ttfb.counts,
+                    )
+                })
+                .collect();
+            v.sort_by(|x, y| x.0.cmp(&y.0));
+            v
+        };
+        assert_eq!(providers(&merged), providers(&one));
     }
 }

@@ -135,7 +135,17 @@ struct Shared {
     tx: Option<SyncSender<Msg>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     counters: Arc<Counters>,
-    live: Mutex<Live>,
+    /// The `/metrics` counters, one shard per serving thread (by [`crate::slot`]) so that
+    /// threads recording at once do not wait for each other; merged when read.
+    live: Box<[Mutex<Live>]>,
+}
+
+/// Live counter shards: enough for one per serving thread on most machines; threads beyond
+/// share.
+const LIVE_SHARDS: usize = 16;
+
+fn live_shards() -> Box<[Mutex<Live>]> {
+    (0..LIVE_SHARDS).map(|_| Mutex::default()).collect()
 }
 
 /// The metrics store: a cheap `Clone` handle shared by the server, the dispatcher and readers.
@@ -224,7 +234,7 @@ impl Metrics {
                 tx: Some(tx),
                 writer: Mutex::new(Some(handle)),
                 counters,
-                live: Mutex::new(Live::default()),
+                live: live_shards(),
             }),
         })
     }
@@ -261,7 +271,7 @@ impl Metrics {
                 tx: None,
                 writer: Mutex::new(None),
                 counters: Arc::new(Counters::default()),
-                live: Mutex::new(Live::default()),
+                live: live_shards(),
             }),
         }
     }
@@ -269,7 +279,8 @@ impl Metrics {
     /// Records one request. Never blocks and never waits for the disk: the event goes to a
     /// bounded queue; when the queue is full it is dropped and counted.
     pub fn record(&self, ev: RequestEvent) {
-        lock(&self.inner.live).observe(&ev);
+        let shards = &self.inner.live;
+        lock(&shards[crate::slot::current() % shards.len()]).observe(&ev);
         let Some(tx) = &self.inner.tx else { return };
         let c = &self.inner.counters;
         // Counted before sending so the writer's decrement can never run first.
@@ -336,8 +347,13 @@ impl Metrics {
         self.inner.db.as_deref()
     }
 
-    pub(crate) fn live(&self) -> MutexGuard<'_, Live> {
-        lock(&self.inner.live)
+    /// The live counters of every serving thread, merged.
+    pub(crate) fn live(&self) -> Live {
+        let mut all = Live::default();
+        for shard in &self.inner.live {
+            all.merge(&lock(shard));
+        }
+        all
     }
 
     pub(crate) fn count_corrupt(&self) {

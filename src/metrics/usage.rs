@@ -28,6 +28,23 @@ struct WithUsage {
     usage: Option<RawUsage>,
 }
 
+/// What one parse of a non-streamed answer tells: whether it is an error envelope, whether it
+/// has `choices`, and its `usage`.
+#[derive(Deserialize)]
+pub(crate) struct CompletionProbe {
+    pub error: Option<serde::de::IgnoredAny>,
+    pub choices: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    usage: Option<RawUsage>,
+}
+
+impl CompletionProbe {
+    /// The answer's `usage`; `None` when absent or `null`.
+    pub fn usage(self) -> Option<Usage> {
+        self.usage.map(RawUsage::into_usage)
+    }
+}
+
 #[derive(Deserialize)]
 struct RawUsage {
     #[serde(default)]

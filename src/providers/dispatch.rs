@@ -22,6 +22,7 @@ use super::sse::{self, Framer};
 use super::translate::{FailureKind, StreamTranslator, UpstreamFailure, UpstreamRequest};
 use super::transport::{root_cause, BoxError, SendError, UpstreamBody};
 use super::Provider;
+use crate::metrics::usage::{self, CompletionProbe, Usage};
 use crate::request::{ChatRequest, InvalidRequest};
 
 /// Why one provider did not answer.
@@ -58,6 +59,8 @@ pub enum Outcome {
         status: StatusCode,
         content_type: HeaderValue,
         body: Bytes,
+        /// The answer's `usage`, when it reported one.
+        usage: Option<Usage>,
         attempts: Vec<Attempt>,
     },
     /// A stream whose first event has arrived.
@@ -116,6 +119,7 @@ pub async fn dispatch(chain: &[Arc<Provider>], req: &ChatRequest<'_>) -> Outcome
                 status,
                 content_type,
                 body,
+                usage,
                 latency,
             }) => {
                 provider.health.record_success(latency);
@@ -124,6 +128,7 @@ pub async fn dispatch(chain: &[Arc<Provider>], req: &ChatRequest<'_>) -> Outcome
                     status,
                     content_type,
                     body,
+                    usage,
                     attempts,
                 };
             }
@@ -221,6 +226,7 @@ enum Answer {
         status: StatusCode,
         content_type: HeaderValue,
         body: Bytes,
+        usage: Option<Usage>,
         latency: Duration,
     },
     Stream {
@@ -308,23 +314,25 @@ async fn attempt(provider: &Arc<Provider>, req: &ChatRequest<'_>) -> Result<Answ
                     format!("response body broke: {}", root_cause(&*e)),
                 )
             })?;
-            let (body, content_type) = match &provider.translator {
-                Some(t) => (
-                    Bytes::from(
+            let (body, content_type, usage) = match &provider.translator {
+                Some(t) => {
+                    let body = Bytes::from(
                         t.response(&provider.config, req, &body)
                             .map_err(from_translation)?,
-                    ),
-                    JSON,
-                ),
+                    );
+                    let usage = usage::from_completion(&body);
+                    (body, JSON, usage)
+                }
                 None => {
-                    check_completion(&body)?;
-                    (body, content_type.unwrap_or(JSON))
+                    let usage = check_completion(&body)?;
+                    (body, content_type.unwrap_or(JSON), usage)
                 }
             };
             Ok(Answer::Complete {
                 status,
                 content_type,
                 body,
+                usage,
                 latency: started.elapsed(),
             })
         }
@@ -511,24 +519,22 @@ fn truncate(s: &str, max: usize) -> String {
     format!("{}…", &s[..end])
 }
 
-/// A 2xx non-streamed OpenAI answer must be a JSON object and not an error envelope.
-fn check_completion(body: &[u8]) -> Result<(), Failure> {
-    #[derive(Deserialize)]
-    struct Probe {
-        error: Option<serde::de::IgnoredAny>,
-        choices: Option<serde::de::IgnoredAny>,
-    }
-    match serde_json::from_slice::<Probe>(body) {
-        Ok(Probe { error: Some(_), .. }) => Err(fail(
+/// A 2xx non-streamed OpenAI answer must be a JSON object and not an error envelope; its
+/// `usage` comes from the same parse.
+fn check_completion(body: &[u8]) -> Result<Option<Usage>, Failure> {
+    match serde_json::from_slice::<CompletionProbe>(body) {
+        Ok(CompletionProbe { error: Some(_), .. }) => Err(fail(
             FailureClass::Malformed,
             format!(
                 "answered 200 with an error: {}",
                 error_detail(body).unwrap_or_default()
             ),
         )),
-        Ok(Probe {
-            choices: Some(_), ..
-        }) => Ok(()),
+        Ok(
+            probe @ CompletionProbe {
+                choices: Some(_), ..
+            },
+        ) => Ok(probe.usage()),
         Ok(_) => Err(fail(FailureClass::Malformed, "answer has no `choices`")),
         Err(e) => Err(fail(
             FailureClass::Malformed,

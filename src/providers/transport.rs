@@ -119,7 +119,7 @@ impl Transport {
         h.entry(USER_AGENT).or_insert(AGENT);
         match self {
             Transport::Direct { connector, pools } => {
-                let pool = pools[slot() % pools.len()].get_or_init(|| {
+                let pool = pools[crate::slot::current() % pools.len()].get_or_init(|| {
                     Client::builder(TokioExecutor::new())
                         .pool_timer(TokioTimer::new())
                         .pool_idle_timeout(IDLE_POOL_TIMEOUT)
@@ -209,20 +209,6 @@ fn proxy_applies(base_url: &str) -> bool {
         })
     });
     !excluded
-}
-
-thread_local! {
-    static SLOT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-/// Mark the current thread as serving thread `index`: its upstream requests use pool `index`.
-/// Threads never marked share pool 0.
-pub fn set_thread_slot(index: usize) {
-    SLOT.with(|s| s.set(index));
-}
-
-fn slot() -> usize {
-    SLOT.with(std::cell::Cell::get)
 }
 
 /// Pools per transport: one per serving thread up to this many (a pool is built on first

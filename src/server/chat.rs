@@ -5,7 +5,9 @@ use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
-use http::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use http::header::{
+    HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE,
+};
 use http::{Response, StatusCode};
 
 use super::error::ApiError;
@@ -18,11 +20,11 @@ use crate::providers::dispatch::{dispatch, Attempt, Outcome};
 use crate::request::ChatRequest;
 use crate::router::Decision;
 
-pub const PROVIDER: &str = "x-clawgate-provider";
-pub const LAYER: &str = "x-clawgate-layer";
-pub const RULE: &str = "x-clawgate-rule";
-pub const ATTEMPTS: &str = "x-clawgate-attempts";
-pub const LABEL: &str = "x-clawgate-label";
+pub const PROVIDER: HeaderName = HeaderName::from_static("x-clawgate-provider");
+pub const LAYER: HeaderName = HeaderName::from_static("x-clawgate-layer");
+pub const RULE: HeaderName = HeaderName::from_static("x-clawgate-rule");
+pub const ATTEMPTS: HeaderName = HeaderName::from_static("x-clawgate-attempts");
+pub const LABEL: HeaderName = HeaderName::from_static("x-clawgate-label");
 
 /// Read the body, refusing more than `limit` bytes.
 pub async fn read_body<S, B, E>(
@@ -185,17 +187,18 @@ async fn complete(
     event.rule = decision.rule.to_string();
     let chain = snapshot.providers.chain(&decision);
     let outcome = dispatch(&chain, &req).await;
-    let mut builder = Response::builder();
+    let mut out = HeaderMap::with_capacity(8);
     let (status, provider, attempts, response) = match outcome {
         Outcome::Complete {
             provider,
             status,
             content_type,
             body,
+            usage,
             attempts,
         } => {
-            builder = builder.status(status).header(CONTENT_TYPE, content_type);
-            (status, provider, attempts, Body::Full(body))
+            out.insert(CONTENT_TYPE, content_type);
+            (status, provider, attempts, Body::Full(body, usage))
         }
         Outcome::Rejected {
             provider,
@@ -204,8 +207,8 @@ async fn complete(
             body,
             attempts,
         } => {
-            builder = builder.status(status).header(CONTENT_TYPE, content_type);
-            (status, provider, attempts, Body::Full(body))
+            out.insert(CONTENT_TYPE, content_type);
+            (status, provider, attempts, Body::Full(body, None))
         }
         Outcome::Stream {
             provider,
@@ -214,10 +217,8 @@ async fn complete(
             body,
             attempts,
         } => {
-            builder = builder
-                .status(status)
-                .header(CONTENT_TYPE, content_type)
-                .header(http::header::CACHE_CONTROL, "no-cache");
+            out.insert(CONTENT_TYPE, content_type);
+            out.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             (status, provider, attempts, Body::Stream(body))
         }
         Outcome::Invalid { provider, error } => {
@@ -242,17 +243,16 @@ async fn complete(
         fallbacks = attempts.len(),
         "routed"
     );
-    builder = builder
-        .header(PROVIDER, header_value(&provider.id))
-        .header(LAYER, HeaderValue::from_static(layer))
-        .header(RULE, header_value(&decision.rule));
+    out.insert(PROVIDER, header_value(&provider.id));
+    out.insert(LAYER, HeaderValue::from_static(layer));
+    out.insert(RULE, header_value(&decision.rule));
     if let Some(label) = &label {
-        builder = builder.header(LABEL, header_value(label));
+        out.insert(LABEL, header_value(label));
     }
     if !attempts.is_empty() {
         let mut tried: Vec<&str> = attempts.iter().map(|a| &*a.provider).collect();
         tried.push(&provider.id);
-        builder = builder.header(ATTEMPTS, header_value(&tried.join(",")));
+        out.insert(ATTEMPTS, header_value(&tried.join(",")));
     }
     event.provider = Some(provider.id.to_string());
     event.upstream_model = Some(provider.config.model.clone());
@@ -260,19 +260,21 @@ async fn complete(
     event.status = status.as_u16();
     let event = std::mem::take(event);
     let pricing = provider.config.pricing;
-    let body = match response {
-        Body::Full(b) => {
+    let mut answer = Response::new(Bytes::new());
+    *answer.status_mut() = status;
+    *answer.headers_mut() = out;
+    match response {
+        Body::Full(b, usage) => {
             let mut event = event;
             event.latency_ms = started.elapsed().as_secs_f64() * 1000.0;
             if status.is_success() {
-                let usage = usage::from_completion(&b)
-                    .unwrap_or_else(|| usage::estimate(body.len(), b.len()));
+                let usage = usage.unwrap_or_else(|| usage::estimate(body.len(), b.len()));
                 event.set_usage(&usage, &pricing);
             } else {
                 event.error = Some(format!("upstream_rejected: HTTP {}", status.as_u16()));
             }
             state.metrics.record(event);
-            b
+            *answer.body_mut() = b;
         }
         Body::Stream(stream) => {
             let mut event = event;
@@ -287,18 +289,12 @@ async fn complete(
                 body.len(),
                 strip_usage,
             );
-            builder = builder.extension(StreamHandoff::new(Box::pin(observed)));
-            Bytes::new()
+            answer
+                .extensions_mut()
+                .insert(StreamHandoff::new(Box::pin(observed)));
         }
-    };
-    builder.body(body).map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            "internal_error",
-            e.to_string(),
-        )
-    })
+    }
+    Ok(answer)
 }
 
 /// The rules' decision for a request that did not name a provider, asking the classifier
@@ -337,7 +333,8 @@ async fn route(
 }
 
 enum Body {
-    Full(Bytes),
+    /// A whole answer, and its `usage` when it reported one.
+    Full(Bytes, Option<usage::Usage>),
     Stream(crate::providers::dispatch::ByteStream),
 }
 

@@ -273,7 +273,7 @@ pub async fn serve_threads(
         let worker = std::thread::Builder::new()
             .name(format!("clawgate-serve-{index}"))
             .spawn(move || {
-                crate::providers::transport::set_thread_slot(index);
+                crate::slot::set(index);
                 runtime.block_on(async move {
                     let shard = shard(state, activity);
                     loop {
@@ -297,7 +297,7 @@ pub async fn serve_threads(
         handoffs.push(tx);
         workers.push(worker);
     }
-    crate::providers::transport::set_thread_slot(0);
+    crate::slot::set(0);
     let shard = shard(state, activity);
     let mut signal = std::pin::pin!(signal);
     let mut next = 0;
