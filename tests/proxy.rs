@@ -96,6 +96,12 @@ async fn upstream_gets_the_rewritten_model_and_every_other_field_untouched() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].path, "/v1/chat/completions");
     assert_eq!(got[0].headers["authorization"], "Bearer sk-test-alpha");
+    let hosts: Vec<_> = got[0].headers.get_all("host").iter().collect();
+    assert_eq!(
+        hosts,
+        [a.addr.to_string().as_str()],
+        "one Host header, host:port"
+    );
     let mut sent = got[0].json();
     assert_eq!(sent["model"], "upstream-alpha");
     sent["model"] = json!("auto");

@@ -30,15 +30,20 @@ struct WithUsage {
 
 /// What one parse of a non-streamed answer tells: whether it is an error envelope, whether it
 /// has `choices`, and its `usage`.
+///
+/// `error` and `choices` are only checked for presence: as raw JSON they are skipped by the
+/// parser's own scan, which is much cheaper than visiting every value inside them.
 #[derive(Deserialize)]
-pub(crate) struct CompletionProbe {
-    pub error: Option<serde::de::IgnoredAny>,
-    pub choices: Option<serde::de::IgnoredAny>,
+pub(crate) struct CompletionProbe<'a> {
+    #[serde(borrow)]
+    pub error: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    pub choices: Option<&'a serde_json::value::RawValue>,
     #[serde(default)]
     usage: Option<RawUsage>,
 }
 
-impl CompletionProbe {
+impl CompletionProbe<'_> {
     /// The answer's `usage`; `None` when absent or `null`.
     pub fn usage(self) -> Option<Usage> {
         self.usage.map(RawUsage::into_usage)

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
 
 use crate::config::{Backend, Config, ProviderConfig};
 use crate::router::Decision;
@@ -51,6 +51,20 @@ pub struct ProviderError {
     pub message: String,
 }
 
+/// The Host header of an `http://` URL (`host`, or `host:port` when the port is not 80);
+/// `None` for other schemes.
+fn http1_host(url: &http::Uri) -> Option<HeaderValue> {
+    if url.scheme_str() != Some("http") {
+        return None;
+    }
+    let host = url.host()?;
+    let value = match url.port_u16() {
+        Some(port) if port != 80 => format!("{host}:{port}"),
+        _ => host.to_owned(),
+    };
+    HeaderValue::from_str(&value).ok()
+}
+
 impl Provider {
     /// Build a provider from its config: its own connection pool and prepared headers.
     pub fn new(config: ProviderConfig, circuit: CircuitSettings) -> Result<Self, ProviderError> {
@@ -73,6 +87,16 @@ impl Provider {
                 headers.insert(AUTHORIZATION, v);
             }
         }
+        let chat_url = transport::parse_uri(&format!("{}/chat/completions", config.base_url))
+            .map_err(|e| err(format!("base_url is not a valid URL: {e}")))?;
+        if translator.is_none() {
+            // Plain HTTP is always HTTP/1.1 here, which needs a Host header: built once rather
+            // than by the client for every request. (Over TLS the protocol is only known once
+            // connected, and HTTP/2 carries the host differently.)
+            if let Some(host) = http1_host(&chat_url) {
+                headers.insert(HOST, host);
+            }
+        }
         for (name, value) in config.headers.iter().filter(|_| translator.is_none()) {
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| err(format!("invalid header name `{name}`")))?;
@@ -82,8 +106,7 @@ impl Provider {
         }
         Ok(Provider {
             id: Arc::from(config.id.as_str()),
-            chat_url: transport::parse_uri(&format!("{}/chat/completions", config.base_url))
-                .map_err(|e| err(format!("base_url is not a valid URL: {e}")))?,
+            chat_url,
             health: Health::new(circuit),
             transport,
             headers,
@@ -188,5 +211,34 @@ impl ProviderSet {
     /// Whether any provider's circuit lets requests through now.
     pub fn any_available(&self, now: Instant) -> bool {
         self.list.iter().any(|p| p.health.is_available(now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::http1_host;
+
+    #[test]
+    fn plain_http_upstreams_get_the_host_header_a_client_would_send() {
+        let host =
+            |url: &str| http1_host(&url.parse().unwrap()).map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(
+            host("http://127.0.0.1:11434/v1/chat/completions").as_deref(),
+            Some("127.0.0.1:11434")
+        );
+        assert_eq!(
+            host("http://ollama.local/v1/chat/completions").as_deref(),
+            Some("ollama.local")
+        );
+        assert_eq!(
+            host("http://ollama.local:80/v1/chat/completions").as_deref(),
+            Some("ollama.local")
+        );
+        assert_eq!(
+            host("http://[::1]:8000/v1/chat/completions").as_deref(),
+            Some("[::1]:8000")
+        );
+        // Over TLS the protocol (and so the header) is only known once connected.
+        assert_eq!(host("https://api.deepseek.com/chat/completions"), None);
     }
 }

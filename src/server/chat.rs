@@ -117,11 +117,14 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(ct) = headers.get(CONTENT_TYPE) else {
         return Ok(());
     };
-    let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
+    let ct = ct.to_str().unwrap_or("");
     let essence = ct.split(';').next().unwrap_or("").trim();
-    if essence == "application/json" || essence.ends_with("+json") {
+    let bytes = essence.as_bytes();
+    let json_suffix = bytes.len() >= 5 && bytes[bytes.len() - 5..].eq_ignore_ascii_case(b"+json");
+    if essence.eq_ignore_ascii_case("application/json") || json_suffix {
         return Ok(());
     }
+    let essence = essence.to_ascii_lowercase();
     Err(ApiError::new(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "invalid_request_error",
@@ -409,4 +412,51 @@ pub fn env_var_name(source: &str) -> Option<&str> {
     let name = inner.split([':', '-']).next()?;
     (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
         .then_some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_type(ct: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(CONTENT_TYPE, HeaderValue::from_str(ct).unwrap());
+        h
+    }
+
+    #[test]
+    fn json_content_types_are_accepted_in_any_case_and_with_parameters() {
+        for ct in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+            " application/json ;charset=UTF-8",
+            "application/vnd.api+json",
+            "application/merge-patch+JSON",
+        ] {
+            assert!(check_content_type(&with_type(ct)).is_ok(), "{ct}");
+        }
+        assert!(check_content_type(&HeaderMap::new()).is_ok());
+    }
+
+    #[test]
+    fn other_content_types_are_refused_naming_the_type_sent() {
+        for (ct, named) in [
+            ("text/plain", "text/plain"),
+            (
+                "Application/X-WWW-Form-Urlencoded",
+                "application/x-www-form-urlencoded",
+            ),
+            ("json", "json"),
+            ("application/jsonx", "application/jsonx"),
+        ] {
+            let e = check_content_type(&with_type(ct)).unwrap_err();
+            assert_eq!(e.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{ct}");
+            assert!(
+                e.message.contains(&format!("`{named}`")),
+                "{ct}: {}",
+                e.message
+            );
+        }
+    }
 }
