@@ -6,6 +6,7 @@
 //! sent with `stream_options.include_usage`.
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use crate::config::Pricing;
 
@@ -31,22 +32,29 @@ struct WithUsage {
 /// What one parse of a non-streamed answer tells: whether it is an error envelope, whether it
 /// has `choices`, and its `usage`.
 ///
-/// `error` and `choices` are only checked for presence: as raw JSON they are skipped by the
-/// parser's own scan, which is much cheaper than visiting every value inside them.
+/// All three are taken as raw JSON, skipped by the parser's own scan (much cheaper than
+/// visiting every value inside them); `usage` is read on its own afterwards, so a provider's
+/// odd usage never makes its answer unreadable.
 #[derive(Deserialize)]
 pub(crate) struct CompletionProbe<'a> {
     #[serde(borrow)]
-    pub error: Option<&'a serde_json::value::RawValue>,
+    pub error: Option<&'a RawValue>,
     #[serde(borrow)]
-    pub choices: Option<&'a serde_json::value::RawValue>,
-    #[serde(default)]
-    usage: Option<RawUsage>,
+    pub choices: Option<&'a RawValue>,
+    #[serde(borrow)]
+    usage: Option<&'a RawValue>,
 }
 
 impl CompletionProbe<'_> {
-    /// The answer's `usage`; `None` when absent or `null`.
-    pub fn usage(self) -> Option<Usage> {
-        self.usage.map(RawUsage::into_usage)
+    /// The answer's `usage`; `None` when absent, `null` or not a usage object.
+    pub fn usage(&self) -> Option<Usage> {
+        let raw = self.usage?.get();
+        if !raw.starts_with('{') {
+            return None;
+        }
+        serde_json::from_str::<RawUsage>(raw)
+            .ok()
+            .map(RawUsage::into_usage)
     }
 }
 
@@ -221,6 +229,37 @@ mod tests {
                 ..Usage::default()
             })
         );
+    }
+
+    #[test]
+    fn one_parse_of_an_answer_gives_its_shape_and_usage() {
+        let probe = |body: &str| {
+            let p: CompletionProbe = serde_json::from_str(body).unwrap();
+            (p.error.is_some(), p.choices.is_some(), p.usage())
+        };
+        let usage = Usage {
+            prompt: 12,
+            completion: 6,
+            ..Usage::default()
+        };
+        assert_eq!(
+            probe(
+                r#"{"choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":12,"completion_tokens":6}}"#
+            ),
+            (false, true, Some(usage))
+        );
+        assert_eq!(
+            probe(r#"{"error":{"message":"overloaded"}}"#),
+            (true, false, None)
+        );
+        // A usage of a shape nobody documents is no usage, not an unreadable answer.
+        for odd in [r#""n/a""#, "[]", "7", r#"{"prompt_tokens":"12"}"#, "null"] {
+            assert_eq!(
+                probe(&format!(r#"{{"choices":[],"usage":{odd}}}"#)),
+                (false, true, None),
+                "{odd}"
+            );
+        }
     }
 
     #[test]
