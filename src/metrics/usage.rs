@@ -23,14 +23,8 @@ pub struct Usage {
     pub estimated: bool,
 }
 
-#[derive(Deserialize)]
-struct WithUsage {
-    #[serde(default)]
-    usage: Option<RawUsage>,
-}
-
-/// What one parse of a non-streamed answer tells: whether it is an error envelope, whether it
-/// has `choices`, and its `usage`.
+/// What one parse of an answer (or a stream chunk) tells: whether it is an error envelope,
+/// whether it has `choices`, and its `usage`.
 ///
 /// All three are taken as raw JSON, skipped by the parser's own scan (much cheaper than
 /// visiting every value inside them); `usage` is read on its own afterwards, so a provider's
@@ -105,12 +99,12 @@ impl RawUsage {
     }
 }
 
-/// The `usage` of a non-streamed chat completion body; `None` when absent, `null` or not JSON.
+/// The `usage` of a non-streamed chat completion body; `None` when absent, `null`, not a usage
+/// object or not JSON.
 pub fn from_completion(body: &[u8]) -> Option<Usage> {
-    serde_json::from_slice::<WithUsage>(body)
+    serde_json::from_slice::<CompletionProbe>(body)
         .ok()?
-        .usage
-        .map(RawUsage::into_usage)
+        .usage()
 }
 
 /// The `usage` of one stream chunk (the JSON after `data:`; a leading `data:` is accepted too);

@@ -220,25 +220,25 @@ mod tests {
 
     #[test]
     fn plain_http_upstreams_get_the_host_header_a_client_would_send() {
-        let host =
-            |url: &str| http1_host(&url.parse().unwrap()).map(|v| v.to_str().unwrap().to_owned());
-        assert_eq!(
-            host("http://127.0.0.1:11434/v1/chat/completions").as_deref(),
-            Some("127.0.0.1:11434")
-        );
-        assert_eq!(
-            host("http://ollama.local/v1/chat/completions").as_deref(),
-            Some("ollama.local")
-        );
-        assert_eq!(
-            host("http://ollama.local:80/v1/chat/completions").as_deref(),
-            Some("ollama.local")
-        );
-        assert_eq!(
-            host("http://[::1]:8000/v1/chat/completions").as_deref(),
-            Some("[::1]:8000")
-        );
-        // Over TLS the protocol (and so the header) is only known once connected.
-        assert_eq!(host("https://api.deepseek.com/chat/completions"), None);
+        for (url, host) in [
+            (
+                "http://127.0.0.1:11434/v1/chat/completions",
+                Some("127.0.0.1:11434"),
+            ),
+            (
+                "http://ollama.local/v1/chat/completions",
+                Some("ollama.local"),
+            ),
+            (
+                "http://ollama.local:80/v1/chat/completions",
+                Some("ollama.local"),
+            ),
+            ("http://[::1]:8000/v1/chat/completions", Some("[::1]:8000")),
+            // Over TLS the protocol (and so the header) is only known once connected.
+            ("https://api.deepseek.com/chat/completions", None),
+        ] {
+            let got = http1_host(&url.parse().unwrap());
+            assert_eq!(got.as_ref().map(|v| v.to_str().unwrap()), host, "{url}");
+        }
     }
 }

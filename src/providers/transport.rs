@@ -161,9 +161,7 @@ pub fn parse_uri(url: &str) -> Result<Uri, String> {
 /// The innermost error of a chain: "Connection refused (os error 111)" rather than "client
 /// error (Connect)".
 pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    chain(e)
-        .last()
-        .map_or_else(|| e.to_string(), ToString::to_string)
+    chain(e).last().unwrap_or(e).to_string()
 }
 
 fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
