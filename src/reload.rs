@@ -259,8 +259,11 @@ impl Reloader {
         let config_dir = parent_dir(&self.config_path);
         let config_name = self.config_path.file_name().map(|n| n.to_owned());
         let rules_dir = self.rules_dir.clone();
-        let filter_rules_dir = rules_dir.clone();
-        let filter_config_dir = config_dir.clone();
+        // Resolved once: events arrive for every file in these directories (the metrics
+        // database may live next to the config and change every second), and resolving a
+        // path for each would cost a system call per path component.
+        let filter_rules_dir = WatchedDir::new(&rules_dir);
+        let filter_config_dir = WatchedDir::new(&config_dir);
         let mut watcher = notify::recommended_watcher(
             move |res: notify::Result<notify::Event>| {
                 let Ok(event) = res else { return };
@@ -277,10 +280,11 @@ impl Reloader {
                         return false;
                     }
                     let dir = parent_dir(p);
-                    if same_dir(&dir, &filter_rules_dir) {
+                    let (in_rules, in_config) = locate(&dir, &filter_rules_dir, &filter_config_dir);
+                    if in_rules {
                         return true;
                     }
-                    same_dir(&dir, &filter_config_dir)
+                    in_config
                         && (config_name
                             .as_deref()
                             .is_some_and(|c| c == p.file_name().unwrap_or_default())
@@ -374,6 +378,41 @@ fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
+/// A watched directory, as given and as resolved when the watch began.
+struct WatchedDir {
+    given: PathBuf,
+    resolved: Option<PathBuf>,
+}
+
+impl WatchedDir {
+    fn new(dir: &Path) -> WatchedDir {
+        WatchedDir {
+            given: dir.to_owned(),
+            resolved: dir.canonicalize().ok(),
+        }
+    }
+
+    fn is(&self, dir: &Path) -> bool {
+        dir == self.given || self.resolved.as_deref() == Some(dir)
+    }
+
+    fn is_resolved(&self, resolved: &Option<PathBuf>) -> bool {
+        resolved.is_some() && *resolved == self.resolved
+    }
+}
+
+/// Whether `dir` (an event path's directory) is the rules directory, the config directory, or
+/// both. The watcher reports paths under the path it was given, so this resolves `dir` only on
+/// a platform that reports them otherwise.
+fn locate(dir: &Path, rules: &WatchedDir, config: &WatchedDir) -> (bool, bool) {
+    let (in_rules, in_config) = (rules.is(dir), config.is(dir));
+    if in_rules || in_config {
+        return (in_rules, in_config);
+    }
+    let resolved = dir.canonicalize().ok();
+    (rules.is_resolved(&resolved), config.is_resolved(&resolved))
+}
+
 fn same_dir(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
@@ -404,4 +443,32 @@ pub fn status_json(
             "last_error": config.last_error,
         }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_is_placed_in_the_rules_or_config_directory_however_the_path_is_spelled() {
+        let root = tempfile::tempdir().unwrap();
+        let rules = root.path().join("rules");
+        std::fs::create_dir(&rules).unwrap();
+        let (rules_w, config_w) = (WatchedDir::new(&rules), WatchedDir::new(root.path()));
+        assert_eq!(locate(&rules, &rules_w, &config_w), (true, false));
+        assert_eq!(locate(root.path(), &rules_w, &config_w), (false, true));
+        assert_eq!(
+            locate(&root.path().join("elsewhere"), &rules_w, &config_w),
+            (false, false)
+        );
+        // A platform that reports resolved paths, or a watch through a link, still matches.
+        #[cfg(unix)]
+        {
+            let link = root.path().join("rules-link");
+            std::os::unix::fs::symlink(&rules, &link).unwrap();
+            let via_link = WatchedDir::new(&link);
+            assert_eq!(locate(&rules, &via_link, &config_w), (true, false));
+            assert_eq!(locate(&link, &rules_w, &config_w), (true, false));
+        }
+    }
 }

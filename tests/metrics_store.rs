@@ -92,6 +92,30 @@ fn dropping_the_last_handle_commits_what_was_queued() {
 }
 
 #[test]
+fn a_steady_load_of_more_events_per_batch_window_than_the_queue_holds_loses_none() {
+    let (_dir, _path, m) = store(0);
+    let t = now();
+    // 20,000 events a second for 0.75 s, all inside the writer's first batch window (and one
+    // batch): half as much again as the queue holds, so the writer must drain the queue in the
+    // middle of its window, not only when it commits.
+    let (burst, bursts) = (1_000, 15);
+    assert!(burst * bursts >= QUEUE_CAPACITY * 3 / 2 && burst * bursts <= MAX_BATCH);
+    for b in 0..bursts {
+        for i in 0..burst {
+            m.record(ok(t - (b * burst + i) as u64, "deepseek-chat"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    m.flush();
+    let c = m.counters();
+    assert_eq!(
+        (c.written, c.dropped),
+        ((burst * bursts) as u64, 0),
+        "no event is dropped while the load stays within what the writer can commit"
+    );
+}
+
+#[test]
 fn record_never_blocks_when_the_queue_is_full_it_drops_and_counts() {
     let (_dir, _path, m) = store(0);
     let n = (QUEUE_CAPACITY * 20) as u64;
