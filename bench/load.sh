@@ -7,7 +7,8 @@
 #
 # Starts the release mock upstream (examples/mock_upstream.rs) and a release ClawGate whose
 # providers are all that mock, then measures with wrk (fixed rates are held by wrk's per-request
-# delay over a fixed connection count; saturation is closed-loop):
+# delay over a fixed connection count, each delay drawn at random around the mean so that the
+# connections do not move in step; saturation is closed-loop):
 #   - direct to the mock, through nginx (--reference nginx, a keep-alive reverse proxy of the
 #     same mock), through ClawGate with a direct provider id, through LiteLLM's proxy
 #     (--peer litellm, installed from PyPI into a throwaway virtualenv), at each rate and at
@@ -35,7 +36,7 @@ while [ $# -gt 0 ]; do
     --repeat) REPEAT="$2"; shift 2 ;;
     --long) LONG="$2"; shift 2 ;;
     --no-memory) MEMORY=""; shift ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -83,7 +84,8 @@ target/release/examples/mock_upstream --port "$SLOW" --chunks 100 --chunk-delay-
   done
   printf '  slow-stream:\n    backend: openai-compat\n    base_url: http://127.0.0.1:%s/v1\n    api_key: none\n    model: slow\n    timeout: { read_s: 60 }\n' "$SLOW"
   echo "fallback_chain: [deepseek-chat, deepseek-reasoner, gemini-flash, openrouter-fallback]"
-  echo "metrics: { enabled: true, db_path: $work/clawgate.db }"
+  # As in the stock config, the database lives outside the config's directory (which is watched).
+  echo "metrics: { enabled: true, db_path: $work/db/clawgate.db }"
 } >"$work/config.yaml"
 CLAWGATE_LOG_LEVEL=warn target/release/clawgate --config "$work/config.yaml" --rules rules 2>"$work/gate.log" &
 GATE_PID=$!
@@ -166,7 +168,10 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer $KEY"
 local pause = $2
-if pause > 0 then function delay() return pause end end
+-- Each pause is drawn from [pause/2, 3*pause/2] (the same mean, so the same rate). A fixed
+-- pause keeps the connections in step, so requests would arrive in bursts of one per
+-- connection and p50 would measure how fast a burst is worked off, not what a request adds.
+if pause > 0 then function delay() return math.random(math.floor(pause / 2), math.floor(pause * 3 / 2)) end end
 done = function(summary, latency, requests)
   local errs = summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.timeout
   io.write(string.format("RESULT %.0f %.3f %.3f %.3f %.3f %d\n", summary.requests / (summary.duration / 1e6),
