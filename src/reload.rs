@@ -264,6 +264,7 @@ impl Reloader {
         // path for each would cost a system call per path component.
         let filter_rules_dir = WatchedDir::new(&rules_dir);
         let filter_config_dir = WatchedDir::new(&config_dir);
+        let one_dir = filter_config_dir.is_same(&filter_rules_dir);
         let mut watcher = notify::recommended_watcher(
             move |res: notify::Result<notify::Event>| {
                 let Ok(event) = res else { return };
@@ -297,7 +298,7 @@ impl Reloader {
             },
         )?;
         watcher.watch(&rules_dir, RecursiveMode::NonRecursive)?;
-        if !same_dir(&config_dir, &rules_dir) {
+        if !one_dir {
             watcher.watch(&config_dir, RecursiveMode::NonRecursive)?;
         }
         let this = Arc::clone(self);
@@ -399,6 +400,11 @@ impl WatchedDir {
     fn is_resolved(&self, resolved: &Option<PathBuf>) -> bool {
         resolved.is_some() && *resolved == self.resolved
     }
+
+    /// Whether both name one directory: the same path, or the same path once resolved.
+    fn is_same(&self, other: &WatchedDir) -> bool {
+        self.given == other.given || self.is_resolved(&other.resolved)
+    }
 }
 
 /// Whether `dir` (an event path's directory) is the rules directory, the config directory, or
@@ -411,13 +417,6 @@ fn locate(dir: &Path, rules: &WatchedDir, config: &WatchedDir) -> (bool, bool) {
     }
     let resolved = dir.canonicalize().ok();
     (rules.is_resolved(&resolved), config.is_resolved(&resolved))
-}
-
-fn same_dir(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
-    }
 }
 
 /// `rules` and `config` sections of `/health`.

@@ -16,3 +16,9 @@ pub fn set(index: usize) {
 pub fn current() -> usize {
     SLOT.with(Cell::get)
 }
+
+/// The current thread's share of per-thread state: `shares[slot]`, or a shared one for threads
+/// beyond `shares.len()`.
+pub fn pick<T>(shares: &[T]) -> &T {
+    &shares[current() % shares.len()]
+}

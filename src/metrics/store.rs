@@ -285,8 +285,7 @@ impl Metrics {
     /// Records one request. Never blocks and never waits for the disk: the event goes to a
     /// bounded queue; when the queue is full it is dropped and counted.
     pub fn record(&self, ev: RequestEvent) {
-        let shards = &self.inner.live;
-        lock(&shards[crate::slot::current() % shards.len()]).observe(&ev);
+        lock(crate::slot::pick(&self.inner.live)).observe(&ev);
         let Some(tx) = &self.inner.tx else { return };
         let c = &self.inner.counters;
         // Counted before sending so the writer's decrement can never run first.

@@ -119,7 +119,7 @@ impl Transport {
         h.entry(USER_AGENT).or_insert(AGENT);
         match self {
             Transport::Direct { connector, pools } => {
-                let pool = pools[crate::slot::current() % pools.len()].get_or_init(|| {
+                let pool = crate::slot::pick(pools).get_or_init(|| {
                     Client::builder(TokioExecutor::new())
                         .pool_timer(TokioTimer::new())
                         .pool_idle_timeout(IDLE_POOL_TIMEOUT)
