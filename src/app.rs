@@ -11,7 +11,7 @@ use crate::metrics::Metrics;
 use crate::providers::ProviderSet;
 use crate::router::RouteTable;
 use crate::rules;
-use crate::server::{AppState, ConfigStatus, RulesStatus, Snapshot};
+use crate::state::{AppState, ConfigStatus, RulesStatus, Snapshot};
 
 /// Start-up failed: what and why, ready to print.
 #[derive(Debug, thiserror::Error)]
@@ -181,7 +181,7 @@ pub fn build_state_with(
         generation: 1,
         loaded_at: now,
         attempted_hash: std::fs::read(&config.path)
-            .map(|t| hash_bytes(&t))
+            .map(|t| crate::util::fnv1a(&t))
             .unwrap_or(0),
         last_error: None,
     };
@@ -231,16 +231,6 @@ pub fn log_warnings(report: &rules::Report) {
     }
 }
 
-/// FNV-1a, for "did this file change" checks.
-pub fn hash_bytes(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
-
 /// Log what the config loaded, skipped and warned about.
 pub fn log_config(config: &Config) {
     for w in &config.warnings {
@@ -248,7 +238,7 @@ pub fn log_config(config: &Config) {
     }
     for p in &config.providers {
         if config.skipped.contains(&p.id) {
-            let why = match crate::server::chat::env_var_name(&p.api_key_source) {
+            let why = match crate::config::env_var_name(&p.api_key_source) {
                 Some(var) => format!("{var} is not set"),
                 None => "api_key is empty".to_owned(),
             };

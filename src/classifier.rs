@@ -1,7 +1,8 @@
-//! The LLM classifier layer: a cheap model labels the requests that no static or heuristic
-//! rule decided.
+//! Asking the LLM classifier: a cheap model labels the requests that no static or heuristic
+//! rule decided. When to ask and what the answer routes to is the router's part
+//! ([`crate::router::route`]); this is how a question is asked.
 //!
-//! The server asks only when a request reaches the classifier layer, so a request decided by
+//! The router asks only when a request reaches the classifier layer, so a request decided by
 //! the rules never pays for it. One classification is one non-streamed call to
 //! `llm_classifier.classifier_provider` through the normal provider code (any backend, its
 //! circuit breaker included), at temperature 0, bounded by `timeout_ms`. The answer is
@@ -15,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -25,62 +26,27 @@ use crate::config::ClassifierConfig;
 use crate::metrics::{usage, Metrics, RequestEvent};
 use crate::providers::dispatch::{dispatch, Outcome};
 use crate::providers::Provider;
-use crate::request::ChatRequest;
-use crate::router::{Decision, Layer, RouteTable};
-use http::HeaderMap;
+use crate::router::{Answer, Classify};
+use crate::util::lock;
 
 /// How much of the last user message the classifier sees, in characters (as the original).
 pub const MAX_TEXT_CHARS: usize = 500;
 
-/// The rule name of decisions made by `category_routing` (`classified-as-REASONING`).
-pub fn category_rule(label: &str) -> String {
-    format!("classified-as-{label}")
+/// The classifier as the router asks it ([`Classify`]): `cfg`'s provider, through
+/// `classifier`'s cache and coalescing, each call recorded in `metrics`.
+pub struct Asker<'a> {
+    pub classifier: &'a Classifier,
+    pub cfg: &'a ClassifierConfig,
+    /// `None` when the classifier provider is not loaded.
+    pub provider: Option<&'a Arc<Provider>>,
+    pub metrics: &'a Metrics,
 }
 
-/// The rule name of decisions sent to `fallback_on_timeout`.
-pub const FALLBACK_RULE: &str = "classifier-fallback";
-
-/// Where a request that reached the classifier layer goes, once the classifier answered:
-/// the classifier rules with `label` set (or `category_routing` when none is written); with no
-/// usable answer, `fallback_on_timeout`; else the `default`.
-pub fn decide_with(
-    routes: &RouteTable,
-    cfg: &ClassifierConfig,
-    req: &ChatRequest<'_>,
-    headers: &HeaderMap,
-    answer: &Answer,
-) -> Decision {
-    let decided = match answer {
-        Answer::Label(label) if routes.has_classifier_rules() => {
-            routes.decide_classified(req, headers, label)
-        }
-        Answer::Label(label) => cfg.route_for(label).map(|p| Decision {
-            layer: Layer::Classifier,
-            rule: Arc::from(category_rule(label)),
-            targets: vec![Arc::from(p)],
-        }),
-        Answer::Failed(_) => cfg.fallback_on_timeout.as_deref().map(|p| Decision {
-            layer: Layer::Classifier,
-            rule: Arc::from(FALLBACK_RULE),
-            targets: vec![Arc::from(p)],
-        }),
-    };
-    decided.unwrap_or_else(|| routes.default_decision())
-}
-
-/// Whether a request that reached the classifier layer is worth classifying: there is
-/// something to route on (rules or `category_routing`) and a message to classify.
-pub fn worth_asking(routes: &RouteTable, cfg: &ClassifierConfig, text: &str) -> bool {
-    (routes.has_classifier_rules() || !cfg.category_routing.is_empty()) && !text.trim().is_empty()
-}
-
-/// What the classifier said.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Answer {
-    /// A known label, upper case.
-    Label(Arc<str>),
-    /// No usable answer: an unknown label, an error, a timeout. Short, secret-free reason.
-    Failed(Arc<str>),
+impl Classify for Asker<'_> {
+    fn classify(&self, text: &str) -> impl std::future::Future<Output = Answer> + Send {
+        self.classifier
+            .classify(self.cfg, self.provider, text, self.metrics)
+    }
 }
 
 struct Entry {
@@ -108,10 +74,6 @@ impl std::fmt::Debug for Classifier {
             .field("cached", &lock(&self.inner.cache).len())
             .finish()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Classifier {
@@ -207,7 +169,7 @@ async fn call(
         })
         .to_string(),
     );
-    let answer = match ChatRequest::parse(&body) {
+    let answer = match crate::request::ChatRequest::parse(&body) {
         Err(e) => Err(format!("classifier request: {}", e.message)),
         Ok(req) => {
             let chain = [Arc::clone(&provider)];

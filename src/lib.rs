@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod classifier;
+pub mod cli;
 pub mod config;
 pub mod metrics;
 pub mod providers;
@@ -15,4 +16,6 @@ pub mod router;
 pub mod rules;
 pub mod server;
 pub mod slot;
+pub mod state;
 pub mod suggest;
+pub mod util;

@@ -13,8 +13,9 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use clawgate::app::{EnvSource, Overrides};
+use clawgate::cli::{self as cmd, Format};
 use clawgate::reload::Reloader;
-use clawgate::rules::cmd::{self, Format};
+use clawgate::state::Reload;
 
 #[derive(Parser)]
 #[command(
@@ -193,14 +194,14 @@ fn stats(
                 h if h.contains(':') && !h.starts_with('[') => format!("[{h}]"),
                 h => h.to_owned(),
             };
-            clawgate::metrics::RemoteServer {
+            clawgate::cli::RemoteServer {
                 base_url: format!("http://{host}:{}", c.server.port),
                 api_key: Some(c.server.api_key.clone()).filter(|k| !k.is_empty()),
             }
         }
-        None => clawgate::metrics::RemoteServer::from_env(),
+        None => clawgate::cli::RemoteServer::from_env(),
     };
-    clawgate::metrics::stats_cmd_with(
+    clawgate::cli::stats_cmd_with(
         &db,
         &server,
         json,
@@ -305,7 +306,7 @@ fn spawn_sighup(reloader: Arc<Reloader>) {
         tokio::spawn(async move {
             while hup.recv().await.is_some() {
                 tracing::info!("SIGHUP received: reloading");
-                reloader.reload(true).await;
+                Arc::clone(&reloader).reload(true).await;
             }
         });
     }

@@ -12,34 +12,17 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
+use futures_util::future::{BoxFuture, FutureExt};
 use notify::{EventKind, RecursiveMode, Watcher};
-use serde::Serialize;
 
-use crate::app::{hash_bytes, EnvSource, Overrides};
+use crate::app::{EnvSource, Overrides};
 use crate::config::Config;
 use crate::providers::ProviderSet;
 use crate::rules;
-use crate::server::{AppState, ConfigStatus, RulesStatus, Snapshot};
+use crate::state::{AppState, Reload, ReloadReport, Snapshot};
 
 /// How long a burst of file events is allowed to settle before reloading.
 pub const DEBOUNCE: Duration = Duration::from_millis(200);
-
-/// What a reload did.
-#[derive(Debug, Clone, Serialize)]
-pub struct ReloadReport {
-    /// A new rules table or config is now serving.
-    pub changed: bool,
-    pub rules_generation: u64,
-    pub config_generation: u64,
-    pub rules_error: Option<String>,
-    pub config_error: Option<String>,
-    /// Time spent reading (including the settle re-read that waits out half-written
-    /// files), checking, compiling and swapping.
-    pub took_ms: f64,
-    /// Of that, parsing, checking and compiling the rules and swapping the new table in
-    /// (0 when the rules were not rebuilt).
-    pub compile_ms: f64,
-}
 
 /// Re-reads config and rules and swaps them into the server's state.
 #[derive(Debug)]
@@ -69,41 +52,16 @@ impl Reloader {
             overrides,
             busy: Mutex::new(()),
         });
-        let _ = state.reloader.set(Arc::clone(&reloader));
+        let _ = state.reloader.set(Arc::clone(&reloader) as Arc<dyn Reload>);
         reloader
-    }
-
-    /// Reload now on a blocking thread. `force` rebuilds even when nothing changed.
-    pub async fn reload(self: &Arc<Self>, force: bool) -> ReloadReport {
-        let this = Arc::clone(self);
-        match tokio::task::spawn_blocking(move || this.reload_blocking(force)).await {
-            Ok(report) => report,
-            Err(e) => ReloadReport {
-                changed: false,
-                rules_generation: 0,
-                config_generation: 0,
-                rules_error: Some(format!("reload failed: {e}")),
-                config_error: None,
-                took_ms: 0.0,
-                compile_ms: 0.0,
-            },
-        }
     }
 
     /// Reload on this thread (file I/O and compilation: not for the async runtime).
     pub fn reload_blocking(&self, force: bool) -> ReloadReport {
-        let _busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        let _busy = crate::util::lock(&self.busy);
         let started = Instant::now();
         let Some(state) = self.state.upgrade() else {
-            return ReloadReport {
-                changed: false,
-                rules_generation: 0,
-                config_generation: 0,
-                rules_error: None,
-                config_error: None,
-                took_ms: 0.0,
-                compile_ms: 0.0,
-            };
+            return ReloadReport::default();
         };
         let old = state.snapshot.load_full();
         let now = SystemTime::now();
@@ -121,7 +79,7 @@ impl Reloader {
                 ));
             }
             Ok(text) => {
-                let hash = hash_bytes(&text);
+                let hash = crate::util::fnv1a(&text);
                 if force || hash != config_status.attempted_hash {
                     config_status.attempted_hash = hash;
                     match self.build_config(&text, &old) {
@@ -307,7 +265,7 @@ impl Reloader {
                 // Let the burst settle, then take everything that arrived meanwhile.
                 tokio::time::sleep(DEBOUNCE).await;
                 while rx.try_recv().is_ok() {}
-                this.reload(false).await;
+                Arc::clone(&this).reload(false).await;
             }
         });
         Ok(WatchGuard {
@@ -318,6 +276,22 @@ impl Reloader {
 }
 
 /// How long the rule files must stay unchanged before they are compiled.
+impl Reload for Reloader {
+    /// Reload on a blocking thread (file I/O and compilation stay off the async runtime).
+    fn reload(self: Arc<Self>, force: bool) -> BoxFuture<'static, ReloadReport> {
+        async move {
+            match tokio::task::spawn_blocking(move || self.reload_blocking(force)).await {
+                Ok(report) => report,
+                Err(e) => ReloadReport {
+                    rules_error: Some(format!("reload failed: {e}")),
+                    ..ReloadReport::default()
+                },
+            }
+        }
+        .boxed()
+    }
+}
+
 const SETTLE: Duration = Duration::from_millis(20);
 
 /// Read the rule files until two reads agree, so that a file caught halfway through being
@@ -417,31 +391,6 @@ fn locate(dir: &Path, rules: &WatchedDir, config: &WatchedDir) -> (bool, bool) {
     }
     let resolved = dir.canonicalize().ok();
     (rules.is_resolved(&resolved), config.is_resolved(&resolved))
-}
-
-/// `rules` and `config` sections of `/health`.
-pub fn status_json(
-    rules: &RulesStatus,
-    config: &ConfigStatus,
-) -> (serde_json::Value, serde_json::Value) {
-    use crate::server::state::rfc3339;
-    (
-        serde_json::json!({
-            "generation": rules.generation,
-            "loaded_at": rfc3339(rules.loaded_at),
-            "dir": rules.dir.display().to_string(),
-            "files": rules.files,
-            "rules": rules.rules,
-            "hash": rules.hash,
-            "last_error": rules.last_error,
-        }),
-        serde_json::json!({
-            "path": config.path.display().to_string(),
-            "generation": config.generation,
-            "loaded_at": rfc3339(config.loaded_at),
-            "last_error": config.last_error,
-        }),
-    )
 }
 
 #[cfg(test)]

@@ -395,10 +395,10 @@ impl Files {
 fn check(classifier: &str, rules: &str) -> (i32, Value) {
     let files = Files::new(classifier, rules);
     let mut out = Vec::new();
-    let code = clawgate::rules::cmd::check_cmd(
+    let code = clawgate::cli::check_cmd(
         &files.config(),
         &files.rules(),
-        clawgate::rules::cmd::Format::Json,
+        clawgate::cli::Format::Json,
         &mut out,
     );
     (code, serde_json::from_slice(&out).unwrap())
@@ -474,10 +474,10 @@ fn explain_shows_where_the_classifier_would_be_asked() {
     );
     let body = serde_json::to_vec(&ask("How many primes are there below one hundred?")).unwrap();
     let mut out = Vec::new();
-    let code = clawgate::rules::cmd::route_explain_cmd(
+    let code = clawgate::cli::route_explain_cmd(
         &files.config(),
         &files.rules(),
-        clawgate::rules::cmd::Format::Json,
+        clawgate::cli::Format::Json,
         &body,
         false,
         &mut out,
@@ -489,4 +489,86 @@ fn explain_shows_where_the_classifier_would_be_asked() {
     assert_eq!(last["layer"], "classifier");
     assert!(last["why"].as_str().unwrap().contains("--classify"), "{v}");
     assert!(v["classifier"].as_str().unwrap().contains("judge"));
+}
+
+/// `route --explain` and the server run one routing walk: for recorded requests (real
+/// OpenClaw turns, a pinned alias, a provider named directly, a question the classifier
+/// labels, one with nothing to classify) explain, asking the same classifier, names the
+/// provider, layer and rule the served request reports in its headers.
+#[tokio::test]
+async fn explain_and_a_served_request_agree_on_recorded_requests() {
+    let extra = r#"
+layer heuristic {
+  rule greeting when last_user starts_with "hello" route cheap
+}
+layer classifier {
+  rule deep when label == "REASONING" route thinker
+}
+"#;
+    let w = world(ENABLED, extra).await;
+    w.judge.set_default(Behavior::Answer("REASONING".into()));
+    let config = w.gate.dir.path().join("config.yaml");
+    let rules = w._rules.path().to_owned();
+    let mut bodies: Vec<(&str, Value)> = ["heartbeat", "subagent-child", "turn-local-main"]
+        .into_iter()
+        .map(|n| (n, support::openclaw_body(n)))
+        .collect();
+    bodies.push((
+        "pinned alias",
+        json!({"model": "pinned", "messages": [
+        {"role": "user", "content": "hello"}]}),
+    ));
+    bodies.push((
+        "provider named",
+        json!({"model": "cheap", "messages": [
+        {"role": "user", "content": "anything"}]}),
+    ));
+    bodies.push(("heuristic", ask("hello there, how are you?")));
+    bodies.push((
+        "classified",
+        ask("Is every even number above 2 a sum of two primes?"),
+    ));
+    bodies.push((
+        "nothing to classify",
+        json!({"model": "auto", "messages": [
+        {"role": "system", "content": "You are terse."}]}),
+    ));
+    for (name, body) in bodies {
+        let served = send(&w.gate, &body).await;
+        assert_eq!(served.status, 200, "{name}");
+        let (config, rules) = (config.clone(), rules.clone());
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let explained = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            let code = clawgate::cli::route_explain_cmd(
+                &config,
+                &rules,
+                clawgate::cli::Format::Json,
+                &bytes,
+                true,
+                &mut out,
+            );
+            assert_eq!(code, 0, "{}", String::from_utf8_lossy(&out));
+            serde_json::from_slice::<Value>(&out).unwrap()
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            (
+                explained["provider"].as_str().unwrap_or(""),
+                explained["layer"].as_str().unwrap_or(""),
+                explained["rule"].as_str().unwrap_or("")
+            ),
+            (
+                served.provider.as_str(),
+                served.layer.as_str(),
+                served.rule.as_str()
+            ),
+            "{name}: explain {explained}"
+        );
+    }
+    assert!(
+        w.thinker.hits() >= 1,
+        "the classifier case was routed by its label"
+    );
 }

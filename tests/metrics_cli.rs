@@ -6,7 +6,8 @@ mod metrics_support;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 
-use clawgate::metrics::{stats_cmd_with, Metrics, RemoteServer, Window};
+use clawgate::cli::{stats_cmd_with, RemoteServer};
+use clawgate::metrics::{Metrics, Window};
 use metrics_support::*;
 
 fn no_server() -> RemoteServer {

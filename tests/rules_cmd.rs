@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use clawgate::rules::cmd::{check_cmd, import_config_cmd, route_explain_cmd, Format};
+use clawgate::cli::{check_cmd, import_config_cmd, route_explain_cmd, Format};
 
 fn repo(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(p)

@@ -46,7 +46,7 @@ fn build(text: &str) {
         let body = br#"{"model":"auto","messages":[{"role":"user","content":"Prove \u00fcber this \\frac theorem step by step"}],"tools":[{"type":"function"}]}"#;
         let req = ChatRequest::parse(body).unwrap();
         let _ = t.decide(&req, &http::HeaderMap::new());
-        let _ = rules::explain::explain(&t, &req, &http::HeaderMap::new());
+        let _ = clawgate::router::explain::explain(&t, &req, &http::HeaderMap::new());
     }
 }
 
@@ -121,7 +121,7 @@ proptest! {
         })).unwrap();
         let req = ChatRequest::parse(&body).unwrap();
         let d = table.decide(&req, &http::HeaderMap::new());
-        let t = rules::explain::explain(table, &req, &http::HeaderMap::new());
+        let t = clawgate::router::explain::explain(table, &req, &http::HeaderMap::new());
         prop_assert_eq!(d, t.decision);
     }
 }

@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
+use clawgate::cli::{check_cmd, Format};
 use clawgate::request::ChatRequest;
 use clawgate::router::{Layer, RouteTable};
-use clawgate::rules::cmd::{check_cmd, Format};
 use clawgate::rules::{self, Providers};
 
 const PROVIDERS: &[&str] = &[

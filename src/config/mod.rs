@@ -821,3 +821,11 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for OrderedMap<V> {
 
 #[cfg(test)]
 mod tests;
+
+/// `DEEPSEEK_API_KEY` from `${DEEPSEEK_API_KEY}` or `${DEEPSEEK_API_KEY:-}`.
+pub fn env_var_name(source: &str) -> Option<&str> {
+    let inner = source.trim().strip_prefix("${")?.strip_suffix('}')?;
+    let name = inner.split([':', '-']).next()?;
+    (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .then_some(name)
+}

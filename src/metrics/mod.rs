@@ -17,7 +17,6 @@
 //!                stats() / recent() / clawgate stats ┘ read transactions
 //! ```
 
-pub mod cli;
 mod codec;
 pub mod event;
 mod live;
@@ -28,7 +27,6 @@ pub mod store;
 mod strings;
 pub mod usage;
 
-pub use cli::{stats_cmd, stats_cmd_with, RemoteServer};
 pub use event::{AttemptRecord, RequestEvent};
 pub use stats::{parse_limit, QueryError, Window};
 pub use store::{Metrics, MetricsError, WriterCounters, MAX_BATCH, QUEUE_CAPACITY};

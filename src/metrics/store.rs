@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,7 @@ use super::event::RequestEvent;
 use super::live::Live;
 use super::rollup::{full_key, Agg, BatchRollups, HOUR_MS, MINUTE_MS};
 use super::strings::{Interner, STRINGS};
+use crate::util::lock;
 
 /// Events queued between the request path and the writer; past this, events are dropped.
 pub const QUEUE_CAPACITY: usize = 10_000;
@@ -165,11 +166,6 @@ impl std::fmt::Debug for Metrics {
             .field("enabled", &self.is_enabled())
             .finish()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding a counter lock leaves the counters usable; keep going.
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn open_db(path: &Path, create: bool) -> Result<Database, MetricsError> {

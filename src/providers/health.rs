@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::config::HealthConfig;
+use crate::util::lock;
 
 /// The circuit breaker's settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -228,11 +229,6 @@ impl Health {
             failures: s.failures,
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while holding this lock cannot leave the counters inconsistent enough to matter.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

@@ -1,26 +1,34 @@
-//! Routing: from a parsed request to a [`Decision`] (layer, rule, provider targets).
+//! Routing, the second stage of a request: from a [`RouteView`] to a [`Decision`] (layer,
+//! rule, provider targets).
 //!
-//! The server holds a [`RouteTable`] snapshot per request and calls [`RouteTable::decide`]
-//! for every request whose `model` is not a loaded provider id. The dispatcher appends the
-//! config's `fallback_chain` to the decision's targets, skipping duplicates and providers
-//! that are not loaded.
+//! An ingress fills the view ([`view`]); [`Router::route`] ([`route`]) walks the compiled
+//! [`RouteTable`] for it, asking the classifier when the request reaches that layer; the
+//! dispatcher then tries the decision's targets followed by the config's `fallback_chain`
+//! ([`Decision::chain`]). `route --explain` runs the same walk with a recording
+//! [`route::Trace`] ([`explain`]).
 //!
-//! A table is built by [`crate::rules::compile`] and never changes: rules are tried in
+//! A table is built by [`crate::rules`] (the compiler) and never changes: rules are tried in
 //! evaluation order (static, heuristic, classifier; file order, then declaration order), each
 //! a flat program over [`program::Atom`]s that read the request's lazily computed
-//! [`features::Features`]. The first rule whose program yields true wins; then the `default`;
-//! then layer `fallback`, rule `no-match`.
+//! [`features::Features`] (texts scanned once by [`scan`]). The first rule whose program
+//! yields true wins; then the `default`; then layer `fallback`, rule `no-match`.
 
+pub mod explain;
 pub mod features;
 pub mod program;
+pub mod route;
+pub mod scan;
+pub mod view;
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use http::HeaderMap;
 
+use crate::config::ClassifierConfig;
 use crate::request::ChatRequest;
-use features::Features;
 use program::{Atom, Instr, RegexAtom, ScoreSet, TextIndex};
+pub use route::{Answer, Classify, NoClassifier, NoTrace, Routed, Router};
+pub use view::RouteView;
 
 /// The layer that produced a decision; shown in `X-ClawGate-Layer` and recorded in metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -124,7 +132,7 @@ pub struct CompiledRule {
     /// Literals one of which the condition needs (see [`program::need`]).
     pub(crate) need: Option<program::Need>,
     /// The condition's shape with each test's source text, for `route --explain`.
-    pub(crate) explain: Option<crate::rules::explain::XCond>,
+    pub(crate) explain: Option<explain::XCond>,
 }
 
 impl CompiledRule {
@@ -174,17 +182,14 @@ impl RouteTable {
         }
     }
 
-    /// Decide where a request goes.
+    /// Where a chat request goes with the classifier disabled: [`Router::route`] with no
+    /// provider named directly, nothing asked and nothing recorded (for tests, benches and
+    /// tools that have a table but no config).
     pub fn decide(&self, req: &ChatRequest<'_>, headers: &HeaderMap) -> Decision {
-        let mut features = Features::new(self, req, headers);
-        match self.first_match(&mut features) {
-            Some(rule) => Decision {
-                layer: rule.layer,
-                rule: rule.name.clone(),
-                targets: rule.targets.clone(),
-            },
-            None => self.default_decision(),
-        }
+        static DISABLED: LazyLock<ClassifierConfig> = LazyLock::new(ClassifierConfig::default);
+        Router::new(self, &DISABLED, &|_| None)
+            .route_now(RouteView::chat(req, headers), &mut NoTrace)
+            .decision
     }
 
     /// Where the classifier layer's rules start in [`rules`](Self::rules) (rules are sorted
@@ -196,41 +201,6 @@ impl RouteTable {
     /// Whether any rule is written in `layer classifier`.
     pub fn has_classifier_rules(&self) -> bool {
         self.classifier_start() < self.rules.len()
-    }
-
-    /// The static and heuristic layers only: the winning rule's decision, or `None` when the
-    /// request reaches the classifier layer. With the classifier enabled, the server calls
-    /// this first and asks the classifier only on `None`.
-    pub fn decide_before_classifier(
-        &self,
-        req: &ChatRequest<'_>,
-        headers: &HeaderMap,
-    ) -> Option<Decision> {
-        let mut features = Features::new(self, req, headers);
-        let end = self.classifier_start();
-        self.rules[..end]
-            .iter()
-            .find(|r| features.matches(r))
-            .map(CompiledRule::decision)
-    }
-
-    /// The classifier layer's rules with `label` as the classifier's answer; `None` when none
-    /// matches (the request then goes to the `default`, see [`default_decision`](Self::default_decision)).
-    pub fn decide_classified(
-        &self,
-        req: &ChatRequest<'_>,
-        headers: &HeaderMap,
-        label: &str,
-    ) -> Option<Decision> {
-        let mut features = Features::new(self, req, headers).with_label(label);
-        self.rules[self.classifier_start()..]
-            .iter()
-            .find(|r| features.matches(r))
-            .map(CompiledRule::decision)
-    }
-
-    pub(crate) fn first_match(&self, features: &mut Features<'_, '_>) -> Option<&CompiledRule> {
-        self.rules.iter().find(|r| features.matches(r))
     }
 
     /// The `default` route's decision (layer `default`), or `no-match` when there is none.

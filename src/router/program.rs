@@ -15,7 +15,29 @@ use std::collections::HashMap;
 use aho_corasick::AhoCorasick;
 use regex::Regex;
 
-use crate::rules::ast::CmpOp;
+/// Comparison operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl CmpOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CmpOp::Eq => "==",
+            CmpOp::Ne => "!=",
+            CmpOp::Lt => "<",
+            CmpOp::Le => "<=",
+            CmpOp::Gt => ">",
+            CmpOp::Ge => ">=",
+        }
+    }
+}
 
 /// A text field of a request.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

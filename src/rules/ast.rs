@@ -134,29 +134,7 @@ pub enum Arg {
     Name(Ident),
 }
 
-/// Comparison operators.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CmpOp {
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-}
-
-impl CmpOp {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CmpOp::Eq => "==",
-            CmpOp::Ne => "!=",
-            CmpOp::Lt => "<",
-            CmpOp::Le => "<=",
-            CmpOp::Gt => ">",
-            CmpOp::Ge => ">=",
-        }
-    }
-}
+pub use crate::router::program::CmpOp;
 
 /// Text operators that take one string or, with `any`, a list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -227,4 +205,15 @@ pub struct RegexLit {
     pub pattern: String,
     pub flags: String,
     pub span: Span,
+}
+
+impl RegexLit {
+    /// The regex source with its flags applied, as the engine compiles it.
+    pub fn source(&self) -> String {
+        if self.flags.is_empty() {
+            self.pattern.clone()
+        } else {
+            format!("(?{}){}", self.flags, self.pattern)
+        }
+    }
 }

@@ -113,10 +113,7 @@ pub fn check(files: &[RulesFile], providers: &Providers, sources: &SourceMap) ->
                         format!("keyword set `{}` is defined twice", k.name.name),
                         Some(k.name.span),
                     )
-                    .with_help(format!(
-                        "the first definition is at {}",
-                        at(sources, *first)
-                    )),
+                    .with_help(format!("the first definition is at {}", sources.at(*first))),
                 );
                 continue;
             }
@@ -144,7 +141,7 @@ pub fn check(files: &[RulesFile], providers: &Providers, sources: &SourceMap) ->
                         )
                         .with_help(format!(
                             "keywords count once however often they occur; the first is at {}",
-                            at(sources, *first)
+                            sources.at(*first)
                         )),
                     );
                     continue;
@@ -198,7 +195,7 @@ pub fn check(files: &[RulesFile], providers: &Providers, sources: &SourceMap) ->
                 )
                 .with_help(format!(
                     "rule names appear in X-ClawGate-Rule and in metrics, so they must be unique; the first is at {}",
-                    at(sources, *first)
+                    sources.at(*first)
                 )),
             );
         } else {
@@ -236,7 +233,7 @@ pub fn check(files: &[RulesFile], providers: &Providers, sources: &SourceMap) ->
                         "more than one `default` route",
                         Some(extra.span),
                     )
-                    .with_help(format!("the first is at {}", at(sources, first.span))),
+                    .with_help(format!("the first is at {}", sources.at(first.span))),
                 );
                 targets_seen.extend(extra.route.iter());
             }
@@ -320,14 +317,6 @@ pub fn check(files: &[RulesFile], providers: &Providers, sources: &SourceMap) ->
         None => (1, 0, 0),
     });
     out
-}
-
-/// "file:line:col" of a span.
-pub fn at(sources: &SourceMap, span: Span) -> String {
-    match sources.get(span.file) {
-        Some(f) => format!("{}:{}:{}", f.path.display(), span.line, span.col),
-        None => format!("{}:{}", span.line, span.col),
-    }
 }
 
 /// Type-check a condition; `Some` lint form when it has no errors.
@@ -615,21 +604,12 @@ fn check_test(
     }
 }
 
-/// The regex source with its flags applied, as the engine compiles it.
-pub fn regex_source(re: &RegexLit) -> String {
-    if re.flags.is_empty() {
-        re.pattern.clone()
-    } else {
-        format!("(?{}){}", re.flags, re.pattern)
-    }
-}
-
 /// Check a regex's flags and syntax (cheap: parsing only; [`build_regex`] builds it).
 pub fn validate_regex(re: &RegexLit) -> Result<(), Diagnostic> {
     check_flags(re)?;
     regex_syntax::ParserBuilder::new()
         .build()
-        .parse(&regex_source(re))
+        .parse(&re.source())
         .map(|_| ())
         .map_err(|e| {
             let msg = e.to_string();
@@ -667,7 +647,7 @@ fn regex_error(re: &RegexLit, msg: &str) -> Diagnostic {
 /// Build a regex literal, or explain why it cannot be built.
 pub fn build_regex(re: &RegexLit) -> Result<regex::Regex, Diagnostic> {
     validate_regex(re)?;
-    regex::RegexBuilder::new(&regex_source(re))
+    regex::RegexBuilder::new(&re.source())
         .size_limit(1 << 20)
         .build()
         .map_err(|e| match e {

@@ -13,10 +13,10 @@ use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
 
 use super::ast::*;
-use super::check::{build_regex, collect, regex_source};
+use super::check::{build_regex, collect};
 use super::diag::Diagnostic;
-use super::explain::{XCond, XOperand};
 use super::fields::{resolve, IntOperand, Resolved};
+use crate::router::explain::{XCond, XOperand};
 use crate::router::program::{
     flatten, fold, is_word_char, need, Atom, Cond, IntSource, LitInfo, Need, RegexAtom, Scanner,
     ScoreSet, Slot, TextField, TextIndex,
@@ -462,7 +462,7 @@ impl Builder<'_> {
 
     /// Intern a regex of a slot; its literal prefixes join the slot's automaton.
     fn regex(&mut self, slot: Slot, re: &RegexLit) -> Option<u32> {
-        let source = regex_source(re);
+        let source = re.source();
         if let Some(&id) = self.regex_ids.get(&(slot, source.clone())) {
             return Some(id);
         }

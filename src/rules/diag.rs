@@ -25,7 +25,7 @@ impl Severity {
     }
 }
 
-/// The stable diagnostic codes (documented in `clawgate check`'s output and in the README).
+/// The stable diagnostic codes (documented in `clawgate check`'s output and in docs/rules.md).
 pub mod codes {
     /// The command could not run (unreadable config, rules directory or request).
     pub const CANNOT_RUN: &str = "E000";
@@ -163,6 +163,14 @@ pub struct SourceMap {
 }
 
 impl SourceMap {
+    /// "file:line:col" of a span.
+    pub fn at(&self, span: Span) -> String {
+        match self.get(span.file) {
+            Some(f) => format!("{}:{}:{}", f.path.display(), span.line, span.col),
+            None => format!("{}:{}", span.line, span.col),
+        }
+    }
+
     pub fn new() -> Self {
         SourceMap::default()
     }

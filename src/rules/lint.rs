@@ -11,7 +11,6 @@
 use std::collections::HashMap;
 
 use super::ast::{CmpOp, RegexLit, Span, TextOp, Value};
-use super::check::{at, regex_source};
 use super::diag::{codes, Diagnostic, SourceMap};
 use super::fields::{IntOperand, Resolved};
 use crate::router::program::{BoolField, TextField};
@@ -63,7 +62,7 @@ pub fn test_node(r: &Resolved, cmp: Option<CmpOp>, vals: &[Value], re: Option<&R
     if let (Resolved::Text(field), Some(re)) = (r, re) {
         return N::Regex {
             field: field.clone(),
-            src: regex_source(re),
+            src: re.source(),
         };
     }
     match r {
@@ -411,19 +410,19 @@ pub fn lint(
                 format!(
                     "rule `{}` at {} matches every request",
                     e.name,
-                    at(sources, e.span)
+                    sources.at(e.span)
                 )
             } else if e.cond == r.cond {
                 format!(
                     "rule `{}` at {} has the same condition and comes first",
                     e.name,
-                    at(sources, e.span)
+                    sources.at(e.span)
                 )
             } else {
                 format!(
                     "rule `{}` at {} matches every request this one does and comes first",
                     e.name,
-                    at(sources, e.span)
+                    sources.at(e.span)
                 )
             };
             out.push(
@@ -453,7 +452,7 @@ pub fn lint(
                 .with_help(format!(
                     "rule `{}` at {} matches every request",
                     rules[j].name,
-                    at(sources, rules[j].span)
+                    sources.at(rules[j].span)
                 )),
         );
     }

@@ -1,11 +1,10 @@
-//! The routing-rule language: `rules/*.rules` → a compiled [`RouteTable`].
+//! The routing-rule compiler: `rules/*.rules` → a [`RouteTable`] for the router.
 //!
 //! A pipeline of plain stages, each with one entry point:
 //! [`parse::parse`] (pest → [`ast`]), [`check::check`] (names, types, providers, dead rules →
-//! [`diag::Diagnostic`]s), [`compile::compile`] (AST → [`RouteTable`]), and
-//! [`explain::explain`] (why a request went where it did). [`load_dir`] runs the pipeline over
-//! a directory; [`cmd`] holds the `check`, `route --explain` and `import-config` commands;
-//! [`ruletest`] runs `rules/tests/*.yaml`; [`import`] converts the original ClawGate's YAML rules.
+//! [`diag::Diagnostic`]s), [`compile::compile`] (AST → [`RouteTable`]). [`load_dir`] runs the
+//! pipeline over a directory. Running the table is the router's part ([`crate::router`]); the
+//! commands that use both (`check`, `route --explain`, rule tests) live in [`crate::cli`].
 //!
 //! Semantics worth knowing when writing rules (the grammar is `grammar/rules.pest`):
 //! - Text tests (`==`, `in`, `contains`, `starts_with`, `ends_with`) ignore case; `==`,
@@ -15,7 +14,7 @@
 //!   a boundary is required only at an end that is a letter or digit of a script that writes
 //!   spaces between words, so `hi` does not match "this" but `\frac` and `证明` match inside text.
 //! - `last_user` is the last user message a person wrote; user messages that are only
-//!   client-internal context (see [`crate::router::features::INTERNAL_CONTEXT_MARKERS`]) are
+//!   client-internal context (see [`crate::router::view::INTERNAL_CONTEXT_MARKERS`]) are
 //!   skipped, and `user` leaves them out too.
 //! - `tokens` estimates the prompt as characters / 4 over all messages and tool definitions.
 //! - `max_tokens` is 0 when the request gives none; `header("x")` is `""` when absent;
@@ -24,15 +23,11 @@
 
 pub mod ast;
 pub mod check;
-pub mod cmd;
 pub mod compile;
 pub mod diag;
-pub mod explain;
 pub mod fields;
-pub mod import;
 pub mod lint;
 pub mod parse;
-pub mod ruletest;
 
 use std::path::{Path, PathBuf};
 
@@ -187,13 +182,8 @@ pub fn compile_str(text: &str, providers: &Providers) -> Result<RouteTable, Repo
 /// Short hex FNV-1a hash of the files' names and contents: equal for equal rule sets, so a
 /// reload that changes nothing can be skipped.
 pub fn content_hash(sources: &SourceMap, files: &[FileId]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |bytes: &[u8]| {
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    };
+    let mut h = crate::util::Fnv::new();
+    let mut feed = |bytes: &[u8]| h.feed(bytes);
     for &id in files {
         if let Some(f) = sources.get(id) {
             let name = f
@@ -207,5 +197,5 @@ pub fn content_hash(sources: &SourceMap, files: &[FileId]) -> String {
             feed(&[0]);
         }
     }
-    format!("{h:016x}")[..12].to_owned()
+    format!("{:016x}", h.finish())[..12].to_owned()
 }

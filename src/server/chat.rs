@@ -13,12 +13,12 @@ use http::{Response, StatusCode};
 use super::error::ApiError;
 use super::handoff::StreamHandoff;
 use super::observe::ObservedStream;
-use super::state::AppState;
-use crate::classifier::{self, Answer};
+use crate::classifier::Asker;
 use crate::metrics::{usage, AttemptRecord, RequestEvent};
 use crate::providers::dispatch::{dispatch, Attempt, Outcome};
 use crate::request::ChatRequest;
-use crate::router::Decision;
+use crate::router::{Decision, NoTrace, RouteView, Routed, Router};
+use crate::state::{AppState, Snapshot};
 
 pub const PROVIDER: HeaderName = HeaderName::from_static("x-clawgate-provider");
 pub const LAYER: HeaderName = HeaderName::from_static("x-clawgate-layer");
@@ -181,10 +181,9 @@ async fn complete(
     event.requested_model = req.model.to_string();
     event.stream = req.stream;
     let snapshot = state.snapshot.load_full();
-    let (decision, label) = match snapshot.providers.get(&req.model) {
-        Some(p) => (Decision::direct(Arc::clone(&p.id)), None),
-        None => route(state, &snapshot, &req, headers).await,
-    };
+    let routed = route(state, &snapshot, RouteView::chat(&req, headers)).await;
+    let label = routed.label().cloned();
+    let decision = routed.decision;
     let layer = decision.layer.as_str();
     event.layer = layer.to_owned();
     event.rule = decision.rule.to_string();
@@ -300,39 +299,19 @@ async fn complete(
     Ok(answer)
 }
 
-/// The rules' decision for a request that did not name a provider, asking the classifier
-/// when the request reaches its layer; also the classifier's label, when it gave one.
-async fn route(
-    state: &AppState,
-    snapshot: &super::state::Snapshot,
-    req: &ChatRequest<'_>,
-    headers: &HeaderMap,
-) -> (Decision, Option<Arc<str>>) {
-    let routes = &snapshot.routes;
+/// The routing stage for one request: the snapshot's rules, providers and classifier.
+async fn route(state: &AppState, snapshot: &Snapshot, view: RouteView<'_>) -> Routed {
     let cfg = &snapshot.config.classifier;
-    if !cfg.enabled {
-        return (routes.decide(req, headers), None);
-    }
-    if let Some(d) = routes.decide_before_classifier(req, headers) {
-        return (d, None);
-    }
-    let text = crate::router::features::last_user_text(req);
-    if !classifier::worth_asking(routes, cfg, &text) {
-        // Nothing to classify: classifier rules still run, with `label` empty.
-        let d = routes.decide_classified(req, headers, "");
-        return (d.unwrap_or_else(|| routes.default_decision()), None);
-    }
-    let provider = snapshot.providers.get(&cfg.provider);
-    let answer = state
-        .classifier
-        .classify(cfg, provider, &text, &state.metrics)
-        .await;
-    let decision = classifier::decide_with(routes, cfg, req, headers, &answer);
-    let label = match answer {
-        Answer::Label(l) => Some(l),
-        Answer::Failed(_) => None,
+    let provider = |model: &str| snapshot.providers.get(model).map(|p| Arc::clone(&p.id));
+    let asker = Asker {
+        classifier: &state.classifier,
+        cfg,
+        provider: snapshot.providers.get(&cfg.provider),
+        metrics: &state.metrics,
     };
-    (decision, label)
+    Router::new(&snapshot.routes, cfg, &provider)
+        .route(view, &asker, &mut NoTrace)
+        .await
 }
 
 enum Body {
@@ -346,7 +325,7 @@ fn header_value(s: &str) -> HeaderValue {
 }
 
 fn all_failed(
-    snapshot: &super::state::Snapshot,
+    snapshot: &Snapshot,
     status: StatusCode,
     attempts: &[Attempt],
     decision: &Decision,
@@ -388,11 +367,11 @@ fn all_failed(
 }
 
 /// "; set DEEPSEEK_API_KEY or GEMINI_API_KEY in .env" from the skipped providers' key variables.
-fn missing_keys_hint(snapshot: &super::state::Snapshot) -> String {
+fn missing_keys_hint(snapshot: &Snapshot) -> String {
     let mut vars: Vec<&str> = Vec::new();
     for id in &snapshot.config.skipped {
         if let Some(p) = snapshot.config.providers.iter().find(|p| &p.id == id) {
-            if let Some(var) = env_var_name(&p.api_key_source) {
+            if let Some(var) = crate::config::env_var_name(&p.api_key_source) {
                 if !vars.contains(&var) {
                     vars.push(var);
                 }
@@ -404,14 +383,6 @@ fn missing_keys_hint(snapshot: &super::state::Snapshot) -> String {
     } else {
         format!("; set {} in .env or the environment", vars.join(" or "))
     }
-}
-
-/// `DEEPSEEK_API_KEY` from `${DEEPSEEK_API_KEY}` or `${DEEPSEEK_API_KEY:-}`.
-pub fn env_var_name(source: &str) -> Option<&str> {
-    let inner = source.trim().strip_prefix("${")?.strip_suffix('}')?;
-    let name = inner.split([':', '-']).next()?;
-    (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
-        .then_some(name)
 }
 
 #[cfg(test)]

@@ -18,6 +18,6 @@ impl StreamHandoff {
     }
 
     pub fn take(&self) -> Option<ByteStream> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+        crate::util::lock(&self.0).take()
     }
 }

@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 use warp::reply::Response;
 use warp::Reply;
 
-use super::state::AppState;
+use crate::state::AppState;
 
 pub fn health(state: &AppState) -> Response {
     let snapshot = state.snapshot.load();
@@ -32,7 +32,7 @@ pub fn health(state: &AppState) -> Response {
     } else {
         "ok"
     };
-    let (rules, config) = crate::reload::status_json(&snapshot.rules, &snapshot.config_status);
+    let (rules, config) = crate::state::status_json(&snapshot.rules, &snapshot.config_status);
     let body = json!({
         "status": status,
         "version": env!("CARGO_PKG_VERSION"),
@@ -48,7 +48,7 @@ pub fn health(state: &AppState) -> Response {
 }
 
 /// `/health.classifier`: whether the LLM classifier is on, whom it asks, and its cache.
-fn classifier_json(state: &AppState, snapshot: &super::state::Snapshot) -> serde_json::Value {
+fn classifier_json(state: &AppState, snapshot: &crate::state::Snapshot) -> serde_json::Value {
     let c = &snapshot.config.classifier;
     if !c.enabled {
         return json!({ "enabled": false });

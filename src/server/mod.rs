@@ -7,7 +7,6 @@ pub mod error;
 mod handoff;
 mod info;
 mod observe;
-pub mod state;
 mod trim;
 
 use std::convert::Infallible;
@@ -28,9 +27,9 @@ use tokio::sync::{mpsc, oneshot};
 use tower_service::Service;
 use warp::Filter;
 
+pub use crate::state::{AppState, ConfigStatus, RulesStatus, Snapshot};
 use error::ApiError;
 use handoff::StreamHandoff;
-pub use state::{AppState, ConfigStatus, RulesStatus, Snapshot};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type ResponseBody = UnsyncBoxBody<Bytes, BoxError>;
@@ -168,7 +167,7 @@ async fn admin_reload(
         );
         return e.into_response().into_response();
     };
-    let report = reloader.reload(true).await;
+    let report = crate::state::Reload::reload(reloader, true).await;
     let status = if report.rules_error.is_some() || report.config_error.is_some() {
         http::StatusCode::UNPROCESSABLE_ENTITY
     } else {

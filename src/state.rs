@@ -1,11 +1,16 @@
-//! What every request reads: one immutable snapshot of config, providers and rules, swapped
-//! whole on reload. A request loads it once and keeps it to the end.
+//! Runtime state: what every request reads, and the handle that replaces it.
+//!
+//! One immutable [`Snapshot`] of config, providers and rules is swapped whole on reload; a
+//! request loads it once and keeps it to the end. The server reads it, the reloader
+//! ([`crate::reload`]) writes it through [`Reload`], and neither imports the other.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use arc_swap::ArcSwap;
+use futures_util::future::BoxFuture;
+use serde::Serialize;
 
 use crate::config::Config;
 use crate::providers::ProviderSet;
@@ -67,7 +72,7 @@ pub struct AppState {
     /// Request metrics (a disabled store keeps only the `/metrics` counters).
     pub metrics: crate::metrics::Metrics,
     /// Set once the server runs with a reloader (`POST /admin/reload`).
-    pub reloader: std::sync::OnceLock<Arc<crate::reload::Reloader>>,
+    pub reloader: std::sync::OnceLock<Arc<dyn Reload>>,
     /// The LLM classifier's answer cache and in-flight calls (kept across reloads).
     pub classifier: crate::classifier::Classifier,
 }
@@ -85,6 +90,54 @@ impl AppState {
     }
 }
 
+/// Re-reads config and rules and swaps a new [`Snapshot`] in; implemented by
+/// [`crate::reload::Reloader`], called by `POST /admin/reload` and SIGHUP.
+pub trait Reload: Send + Sync + std::fmt::Debug {
+    /// Reload now; `force` rebuilds even when no file changed.
+    fn reload(self: Arc<Self>, force: bool) -> BoxFuture<'static, ReloadReport>;
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReloadReport {
+    /// A new rules table or config is now serving.
+    pub changed: bool,
+    pub rules_generation: u64,
+    pub config_generation: u64,
+    pub rules_error: Option<String>,
+    pub config_error: Option<String>,
+    /// Time spent reading (including the settle re-read that waits out half-written
+    /// files), checking, compiling and swapping.
+    pub took_ms: f64,
+    /// Of that, parsing, checking and compiling the rules and swapping the new table in
+    /// (0 when the rules were not rebuilt).
+    pub compile_ms: f64,
+}
+
+/// `/health`'s `rules` and `config` objects.
+pub fn status_json(
+    rules: &RulesStatus,
+    config: &ConfigStatus,
+) -> (serde_json::Value, serde_json::Value) {
+    (
+        serde_json::json!({
+            "generation": rules.generation,
+            "loaded_at": rfc3339(rules.loaded_at),
+            "dir": rules.dir.display().to_string(),
+            "files": rules.files,
+            "rules": rules.rules,
+            "hash": rules.hash,
+            "last_error": rules.last_error,
+        }),
+        serde_json::json!({
+            "path": config.path.display().to_string(),
+            "generation": config.generation,
+            "loaded_at": rfc3339(config.loaded_at),
+            "last_error": config.last_error,
+        }),
+    )
+}
+
 /// `2026-11-26T07:26:26Z` for a system time (UTC, whole seconds).
 pub fn rfc3339(t: SystemTime) -> String {
     let secs = t
@@ -92,16 +145,7 @@ pub fn rfc3339(t: SystemTime) -> String {
         .map(|d| d.as_secs())
         .unwrap_or(0) as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = crate::util::civil_from_days(days);
     format!(
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
         rem / 3600,

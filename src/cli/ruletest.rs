@@ -23,11 +23,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::ast::{FileId, Span};
-use super::diag::{codes, did_you_mean, Diagnostic, SourceMap};
-use super::explain::explain;
+use crate::config::ClassifierConfig;
 use crate::request::ChatRequest;
-use crate::router::{Decision, RouteTable};
+use crate::router::explain::Steps;
+use crate::router::{Layer, RouteTable, RouteView, Router};
+use crate::rules::ast::{FileId, Span};
+use crate::rules::diag::{codes, did_you_mean, Diagnostic, SourceMap};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -236,13 +237,20 @@ fn run_case(case: &Case, base: &Path, routing: &Routing<'_>) -> Result<(), Failu
             ));
         }
     }
-    let direct = routing.defined.iter().any(|p| *p == *req.model);
-    let (decision, trace) = if direct {
-        (Decision::direct(req.model.as_ref().into()), None)
-    } else {
-        let t = explain(routing.table, &req, &map);
-        (t.decision.clone(), Some(t))
+    // Rule tests run with the classifier disabled: they describe the rules alone.
+    let disabled = ClassifierConfig::default();
+    let defined = |model: &str| {
+        routing
+            .defined
+            .iter()
+            .any(|p| p == model)
+            .then(|| std::sync::Arc::from(model))
     };
+    let mut steps = Steps::default();
+    let routed = Router::new(routing.table, &disabled, &defined)
+        .route_now(RouteView::chat(&req, &map), &mut steps);
+    let decision = routed.decision;
+    let trace = (decision.layer != Layer::Direct).then_some(steps.0);
     let chain = decision.chain(routing.fallback_chain, |id| {
         routing.defined.iter().any(|p| p == id)
     });
@@ -276,11 +284,10 @@ fn run_case(case: &Case, base: &Path, routing: &Routing<'_>) -> Result<(), Failu
     // Say why the expected rule did not win, from the trace.
     let help = trace.and_then(|t| {
         let expected = case.expect.rule.as_deref()?;
-        match t.steps.iter().find(|s| &*s.rule == expected) {
+        match t.iter().find(|s| &*s.rule == expected) {
             Some(s) if !s.matched => Some(format!("`{expected}` did not match: {}", s.why)),
             Some(_) => None,
             None => t
-                .steps
                 .last()
                 .filter(|s| s.matched)
                 .map(|s| format!("`{}` matched first: {}", s.rule, s.why)),

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::stats::{date, Window};
-use super::store::{Metrics, MetricsError};
+use crate::metrics::stats::{date, Window, MAX_LIMIT};
+use crate::metrics::{Metrics, MetricsError};
 
 /// Rows of the routing table in the overview (as the original).
 const ROUTING_ROWS: usize = 12;
@@ -156,7 +156,7 @@ pub fn stats_cmd_with(
             return 1;
         }
     };
-    let recent_limit = recent.map(|n| n.clamp(1, super::stats::MAX_LIMIT));
+    let recent_limit = recent.map(|n| n.clamp(1, MAX_LIMIT));
     let result = (|| -> Result<(Value, Option<Value>), String> {
         let stats = source.stats(window)?;
         let rows = match (json, recent_limit) {

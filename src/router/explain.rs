@@ -1,17 +1,20 @@
-//! `route --explain`: the decision for a request and, for every rule tried before the winner,
-//! the first condition that failed with the value it saw (`score(math) = 1, needs >= 2`).
+//! Explaining a decision: the same walk as serving ([`super::route`]) with a [`Trace`] that
+//! records, for every rule tried, the first condition that failed and the value it saw
+//! (`score(math) = 1, needs >= 2`), or what matched.
 //!
-//! Explaining re-evaluates conditions through their tree form; deciding uses the flat
-//! programs. Both read the same [`Features`], so they cannot disagree.
+//! Deciding runs the flat programs; explaining re-evaluates the tried rules' conditions
+//! through their tree form on the same [`Features`], so the two cannot disagree.
 
 use std::sync::Arc;
 
 use http::HeaderMap;
 
+use super::features::Features;
+use super::program::{BoolField, Cond, IntSource, Slot};
+use super::route::{Answer, Trace};
+use super::view::RouteView;
+use super::{CompiledRule, Decision, Layer, RouteTable};
 use crate::request::ChatRequest;
-use crate::router::features::Features;
-use crate::router::program::{BoolField, Cond, IntSource, Slot};
-use crate::router::{Decision, Layer, RouteTable};
 
 /// A condition's shape, kept for explanations.
 #[derive(Debug, Clone)]
@@ -36,7 +39,7 @@ pub enum XOperand {
     Unknown,
 }
 
-/// One rule tried.
+/// One rule tried (or the classifier asked).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
     pub layer: Layer,
@@ -49,53 +52,58 @@ pub struct Step {
 
 /// The decision and the rules tried on the way to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Trace {
+pub struct Explained {
     pub decision: Decision,
     pub steps: Vec<Step>,
 }
 
-/// Decide like [`RouteTable::decide`], recording why each earlier rule did not match.
-pub fn explain(table: &RouteTable, req: &ChatRequest<'_>, headers: &HeaderMap) -> Trace {
-    let (decided, steps) = explain_rules(table, req, headers, "", 0..table.rules().len());
-    Trace {
-        decision: decided.unwrap_or_else(|| table.default_decision()),
-        steps,
-    }
-}
+/// A [`Trace`] that keeps every step.
+#[derive(Debug, Clone, Default)]
+pub struct Steps(pub Vec<Step>);
 
-/// Try the rules `range` of [`RouteTable::rules`] with `label` as the classifier's answer:
-/// the first matching rule's decision (or `None`) and every rule tried.
-pub fn explain_rules(
-    table: &RouteTable,
-    req: &ChatRequest<'_>,
-    headers: &HeaderMap,
-    label: &str,
-    range: std::ops::Range<usize>,
-) -> (Option<Decision>, Vec<Step>) {
-    let mut f = Features::new(table, req, headers).with_label(label);
-    let mut steps = Vec::new();
-    for rule in &table.rules()[range] {
-        let matched = f.run(table.program(rule));
+impl Trace for Steps {
+    fn rule(&mut self, rule: &CompiledRule, matched: bool, features: &mut Features<'_, '_>) {
         let why = match &rule.explain {
             None => "no condition: always matches".to_owned(),
-            Some(x) => describe(x, &mut f).1,
+            Some(x) => describe(x, features).1,
         };
-        steps.push(Step {
+        self.0.push(Step {
             layer: rule.layer,
             rule: rule.name.clone(),
             matched,
             why,
         });
-        if matched {
-            let decision = Decision {
-                layer: rule.layer,
-                rule: rule.name.clone(),
-                targets: rule.targets.clone(),
-            };
-            return (Some(decision), steps);
-        }
     }
-    (None, steps)
+
+    fn classifier(&mut self, provider: &str, answer: &Answer) {
+        let (matched, why) = match answer {
+            Answer::Label(l) => (true, format!("`{provider}` answered {l}")),
+            Answer::Failed(e) => (false, format!("`{provider}` gave no answer: {e}")),
+            Answer::NotAsked => (
+                false,
+                format!("`{provider}` would be asked here (run with --classify to ask it)"),
+            ),
+        };
+        self.0.push(Step {
+            layer: Layer::Classifier,
+            rule: Arc::from("llm-classifier"),
+            matched,
+            why,
+        });
+    }
+}
+
+/// Where a chat request goes with the classifier disabled, and why: the serving walk with its
+/// steps recorded (for rule tests and tools that have no config at hand).
+pub fn explain(table: &RouteTable, req: &ChatRequest<'_>, headers: &HeaderMap) -> Explained {
+    let disabled = crate::config::ClassifierConfig::default();
+    let router = super::Router::new(table, &disabled, &|_| None);
+    let mut steps = Steps::default();
+    let routed = router.route_now(RouteView::chat(req, headers), &mut steps);
+    Explained {
+        decision: routed.decision,
+        steps: steps.0,
+    }
 }
 
 fn eval(c: &Cond, f: &mut Features<'_, '_>) -> bool {

@@ -1,30 +1,22 @@
-//! The rule commands of the CLI: `check`, `route --explain`, `import-config`. Each writes to
-//! `out` and returns the process exit code, so `main.rs` only parses arguments.
+//! The rule commands: `check`, `route --explain`, `import-config`. Each writes to `out` and
+//! returns the process exit code, so `main.rs` only parses arguments.
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde_json::json;
 
-use super::diag::{codes, Report};
 use super::ruletest::{self, Routing};
-use super::{build, read_dir, LoadError, Providers};
+use super::{Format, EXIT_CANNOT_RUN, EXIT_ERRORS, EXIT_OK};
+use crate::classifier::{Asker, Classifier};
 use crate::config::Config;
 use crate::request::ChatRequest;
-use crate::router::Decision;
-
-/// Output format of the commands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum Format {
-    #[default]
-    Text,
-    Json,
-}
-
-/// Exit codes: as DESIGN.md specifies for `check`.
-pub const EXIT_OK: i32 = 0;
-pub const EXIT_ERRORS: i32 = 1;
-pub const EXIT_CANNOT_RUN: i32 = 2;
+use crate::router::explain::Steps;
+use crate::router::route::{Answer, ClassifierUse};
+use crate::router::{Layer, RouteTable, RouteView, Routed, Router};
+use crate::rules::diag::{codes, Report};
+use crate::rules::{build, read_dir, LoadError, Providers};
 
 /// `clawgate check`: parse and check every rule file, run `RULES/tests/*.yaml`, print every
 /// diagnostic. Exit 0 when valid (warnings allowed), 1 when there are errors, 2 when it could
@@ -148,7 +140,7 @@ pub fn route_explain_cmd(
         Ok(c) => c,
         Err(e) => return cannot_run(out, format, &format!("cannot load config: {e}")),
     };
-    let table = match super::load_dir(rules, &cfg) {
+    let table = match crate::rules::load_dir(rules, &cfg) {
         Ok(l) => l.table,
         Err(LoadError::Invalid(report)) => {
             let _ = write!(out, "{}", report.render_errors());
@@ -177,17 +169,13 @@ pub fn route_explain_cmd(
         }
     }
     let loaded: Vec<&str> = cfg.loaded_providers().map(|p| p.id.as_str()).collect();
-    let mut classifier_note: Option<String> = None;
-    let (decision, steps) = if loaded.contains(&req.model.as_ref()) {
-        (Decision::direct(req.model.as_ref().into()), Vec::new())
-    } else if !cfg.classifier.enabled {
-        let t = super::explain::explain(&table, &req, &headers);
-        (t.decision, t.steps)
-    } else {
-        let (d, steps, note) = explain_with_classifier(&cfg, &table, &req, &headers, classify);
-        classifier_note = note;
-        (d, steps)
+    let view = RouteView::chat(&req, &headers);
+    let (routed, Steps(steps)) = match explain_route(&cfg, &table, &loaded, view, classify) {
+        Ok(x) => x,
+        Err(e) => return cannot_run(out, format, &e),
     };
+    let classifier_note = classifier_note(&cfg.classifier.provider, &routed.classifier);
+    let decision = routed.decision;
     let chain = decision.chain(&cfg.fallback_chain, |id| loaded.contains(&id));
     let provider = chain.first().copied();
     let result = match format {
@@ -225,7 +213,7 @@ pub fn route_explain_cmd(
             ));
             s.push_str(&format!("layer:    {}\n", decision.layer.as_str()));
             s.push_str(&format!("rule:     {}\n", decision.rule));
-            if decision.layer == crate::router::Layer::Direct {
+            if decision.layer == Layer::Direct {
                 s.push_str(
                     "\nthe model names a loaded provider, so the rules were not consulted\n",
                 );
@@ -255,98 +243,53 @@ pub fn route_explain_cmd(
     }
 }
 
-/// The static and heuristic rules; then, if the request reaches the classifier layer, where
-/// the classifier is asked: with `classify`, really (one call to the classifier provider),
-/// else the route taken when it gives no answer. Also a line about the classifier, if reached.
-fn explain_with_classifier(
+/// The serving walk over `view` with every step recorded. With `classify`, a request that
+/// reaches the classifier layer really asks the classifier (one call to its provider);
+/// otherwise the route taken when it gives no answer is shown.
+fn explain_route(
     cfg: &Config,
-    table: &crate::router::RouteTable,
-    req: &ChatRequest<'_>,
-    headers: &http::HeaderMap,
+    table: &RouteTable,
+    loaded: &[&str],
+    view: RouteView<'_>,
     classify: bool,
-) -> (Decision, Vec<super::explain::Step>, Option<String>) {
-    use crate::classifier::{self, Answer};
-    use crate::router::Layer;
-    let c = &cfg.classifier;
-    let start = table.classifier_start();
-    let (decided, mut steps) = super::explain::explain_rules(table, req, headers, "", 0..start);
-    if let Some(d) = decided {
-        return (d, steps, None);
+) -> Result<(Routed, Steps), String> {
+    let lookup = |model: &str| loaded.contains(&model).then(|| Arc::from(model));
+    let router = Router::new(table, &cfg.classifier, &lookup);
+    let mut steps = Steps::default();
+    if !classify || !cfg.classifier.enabled {
+        let routed = router.route_now(view, &mut steps);
+        return Ok((routed, steps));
     }
-    let text = crate::router::features::last_user_text(req);
-    if !classifier::worth_asking(table, c, &text) {
-        let why = if text.trim().is_empty() {
-            "not asked: the request has no user message to classify"
-        } else {
-            "not asked: no classifier rules and no category_routing"
-        };
-        let (d, more) =
-            super::explain::explain_rules(table, req, headers, "", start..table.rules().len());
-        steps.extend(more);
-        let d = d.unwrap_or_else(|| table.default_decision());
-        return (d, steps, Some(why.to_owned()));
-    }
-    let mut step = |matched: bool, why: String| {
-        steps.push(super::explain::Step {
-            layer: Layer::Classifier,
-            rule: std::sync::Arc::from("llm-classifier"),
-            matched,
-            why,
-        })
-    };
-    if !classify {
-        let answer = Answer::Failed("not asked".into());
-        let d = classifier::decide_with(table, c, req, headers, &answer);
-        step(
-            false,
-            format!(
-                "`{}` would be asked here (run with --classify to ask it)",
-                c.provider
-            ),
-        );
-        let note = format!(
-            "would ask `{}`; shown: the route when it gives no answer",
-            c.provider
-        );
-        return (d, steps, Some(note));
-    }
-    let answer = ask_classifier(cfg, &text);
-    let (label, why) = match &answer {
-        Answer::Label(l) => (l.to_string(), format!("`{}` answered {l}", c.provider)),
-        Answer::Failed(e) => (
-            String::new(),
-            format!("`{}` gave no answer: {e}", c.provider),
-        ),
-    };
-    step(!label.is_empty(), why.clone());
-    let d = if matches!(answer, Answer::Label(_)) && table.has_classifier_rules() {
-        let (d, more) =
-            super::explain::explain_rules(table, req, headers, &label, start..table.rules().len());
-        steps.extend(more);
-        d.unwrap_or_else(|| table.default_decision())
-    } else {
-        classifier::decide_with(table, c, req, headers, &answer)
-    };
-    (d, steps, Some(why))
-}
-
-/// One real classification for `route --explain --classify`.
-fn ask_classifier(cfg: &Config, text: &str) -> crate::classifier::Answer {
-    use crate::classifier::{Answer, Classifier};
-    let providers = match crate::providers::ProviderSet::build(cfg, None) {
-        Ok(p) => p,
-        Err(e) => return Answer::Failed(e.to_string().into()),
-    };
-    let rt = match tokio::runtime::Builder::new_current_thread()
+    let providers = crate::providers::ProviderSet::build(cfg, None).map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => return Answer::Failed(e.to_string().into()),
-    };
+        .map_err(|e| e.to_string())?;
+    let classifier = Classifier::new();
     let metrics = crate::metrics::Metrics::disabled();
-    let provider = providers.get(&cfg.classifier.provider);
-    rt.block_on(Classifier::new().classify(&cfg.classifier, provider, text, &metrics))
+    let asker = Asker {
+        classifier: &classifier,
+        cfg: &cfg.classifier,
+        provider: providers.get(&cfg.classifier.provider),
+        metrics: &metrics,
+    };
+    let routed = runtime.block_on(router.route(view, &asker, &mut steps));
+    Ok((routed, steps))
+}
+
+/// The `classifier:` line of an explanation.
+fn classifier_note(provider: &str, used: &ClassifierUse) -> Option<String> {
+    match used {
+        ClassifierUse::NotReached => None,
+        ClassifierUse::Skipped(why) => Some((*why).to_owned()),
+        ClassifierUse::Asked(Answer::NotAsked) => Some(format!(
+            "would ask `{provider}`; shown: the route when it gives no answer"
+        )),
+        ClassifierUse::Asked(Answer::Label(l)) => Some(format!("`{provider}` answered {l}")),
+        ClassifierUse::Asked(Answer::Failed(e)) => {
+            Some(format!("`{provider}` gave no answer: {e}"))
+        }
+    }
 }
 
 /// `clawgate import-config OLD_CONFIG.yaml`: print the `.rules` equivalent of an original

@@ -1,0 +1,235 @@
+//! The routing walk: one function from a request's view to a [`Decision`], shared by the
+//! server, `route --explain` and rule tests, so what they report cannot drift apart.
+//!
+//! The walk, in order:
+//! 1. a `model` that names a loaded provider goes straight to it (layer `direct`);
+//! 2. the static and heuristic rules, first match wins;
+//! 3. with the classifier enabled, a request that reaches the classifier layer is classified
+//!    (when there is a message to classify and something routes on the answer) and the
+//!    classifier rules run with `label` set, or `category_routing` when none are written; no
+//!    usable answer goes to `fallback_on_timeout`; with the classifier disabled, classifier
+//!    rules run with `label` empty;
+//! 4. the rules' `default`, else the fallback chain alone (`no-match`).
+//!
+//! Asking the classifier is the caller's part ([`Classify`]: the server asks a model,
+//! `route --explain` may or may not), and so is recording the walk ([`Trace`]: the server
+//! records nothing and pays nothing; `route --explain` records why each rule did or did not
+//! match).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use super::features::Features;
+use super::view::RouteView;
+use super::{CompiledRule, Decision, Layer, RouteTable};
+use crate::config::ClassifierConfig;
+
+/// What the classifier said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// A known label, upper case.
+    Label(Arc<str>),
+    /// No usable answer: an unknown label, an error, a timeout. Short, secret-free reason.
+    Failed(Arc<str>),
+    /// The caller chose not to ask (`route --explain` without `--classify`); routed as a
+    /// failure.
+    NotAsked,
+}
+
+/// Asks the classifier about the last message a person wrote.
+pub trait Classify {
+    fn classify(&self, text: &str) -> impl Future<Output = Answer> + Send;
+}
+
+/// Never asks: the route taken when the classifier gives no answer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoClassifier;
+
+impl Classify for NoClassifier {
+    fn classify(&self, _text: &str) -> impl Future<Output = Answer> + Send {
+        std::future::ready(Answer::NotAsked)
+    }
+}
+
+/// Receives the walk as it happens.
+pub trait Trace {
+    /// A rule was tried; `features` can evaluate its condition again to say why.
+    fn rule(&mut self, rule: &CompiledRule, matched: bool, features: &mut Features<'_, '_>);
+    /// The classifier (`provider`) was asked, or would have been.
+    fn classifier(&mut self, provider: &str, answer: &Answer);
+}
+
+/// Records nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoTrace;
+
+impl Trace for NoTrace {
+    #[inline(always)]
+    fn rule(&mut self, _: &CompiledRule, _: bool, _: &mut Features<'_, '_>) {}
+    #[inline(always)]
+    fn classifier(&mut self, _: &str, _: &Answer) {}
+}
+
+/// How the classifier took part in a decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClassifierUse {
+    /// Disabled, or an earlier rule decided.
+    NotReached,
+    /// Reached but not asked, and why.
+    Skipped(&'static str),
+    /// Asked (or, for [`Answer::NotAsked`], would have been).
+    Asked(Answer),
+}
+
+/// A decision and how it was reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routed {
+    pub decision: Decision,
+    pub classifier: ClassifierUse,
+}
+
+impl Routed {
+    /// The classifier's label, when it gave one.
+    pub fn label(&self) -> Option<&Arc<str>> {
+        match &self.classifier {
+            ClassifierUse::Asked(Answer::Label(l)) => Some(l),
+            _ => None,
+        }
+    }
+}
+
+/// The rule name of decisions made by `category_routing` (`classified-as-REASONING`).
+pub fn category_rule(label: &str) -> String {
+    format!("classified-as-{label}")
+}
+
+/// The rule name of decisions sent to `fallback_on_timeout`.
+pub const FALLBACK_RULE: &str = "classifier-fallback";
+
+/// Why a request that reached the classifier layer was not classified.
+pub const NOTHING_TO_CLASSIFY: &str = "not asked: the request has no user message to classify";
+pub const NOTHING_ROUTES_ON_IT: &str = "not asked: no classifier rules and no category_routing";
+
+/// A provider id for a requested model, when the model names a loaded provider.
+pub type ProviderLookup<'a> = &'a (dyn Fn(&str) -> Option<Arc<str>> + Sync);
+
+/// The compiled rules with what routing needs around them.
+#[derive(Clone, Copy)]
+pub struct Router<'a> {
+    table: &'a RouteTable,
+    classifier: &'a ClassifierConfig,
+    provider: ProviderLookup<'a>,
+}
+
+impl<'a> Router<'a> {
+    pub fn new(
+        table: &'a RouteTable,
+        classifier: &'a ClassifierConfig,
+        provider: ProviderLookup<'a>,
+    ) -> Self {
+        Router {
+            table,
+            classifier,
+            provider,
+        }
+    }
+
+    /// Where a request goes.
+    pub async fn route<C: Classify, T: Trace>(
+        &self,
+        view: RouteView<'_>,
+        classify: &C,
+        trace: &mut T,
+    ) -> Routed {
+        let routed = |decision, classifier| Routed {
+            decision,
+            classifier,
+        };
+        if let Some(id) = (self.provider)(view.model) {
+            return routed(Decision::direct(id), ClassifierUse::NotReached);
+        }
+        let table = self.table;
+        let cfg = self.classifier;
+        let mut features = Features::new(table, view);
+        let split = if cfg.enabled {
+            table.classifier_start()
+        } else {
+            table.rules.len()
+        };
+        let (before, classifier_rules) = table.rules.split_at(split);
+        if let Some(rule) = walk(&mut features, before, trace) {
+            return routed(rule.decision(), ClassifierUse::NotReached);
+        }
+        if !cfg.enabled {
+            return routed(table.default_decision(), ClassifierUse::NotReached);
+        }
+        let text = view.last_user();
+        let has_rules = !classifier_rules.is_empty();
+        let skipped = if text.trim().is_empty() {
+            Some(NOTHING_TO_CLASSIFY)
+        } else if !has_rules && cfg.category_routing.is_empty() {
+            Some(NOTHING_ROUTES_ON_IT)
+        } else {
+            None
+        };
+        if let Some(why) = skipped {
+            // Nothing to classify: classifier rules still run, with `label` empty.
+            let decision = walk(&mut features, classifier_rules, trace)
+                .map_or_else(|| table.default_decision(), CompiledRule::decision);
+            return routed(decision, ClassifierUse::Skipped(why));
+        }
+        let answer = classify.classify(&text).await;
+        trace.classifier(&cfg.provider, &answer);
+        let decided = match &answer {
+            Answer::Label(label) if has_rules => {
+                features.set_label(Arc::clone(label));
+                walk(&mut features, classifier_rules, trace).map(CompiledRule::decision)
+            }
+            Answer::Label(label) => cfg.route_for(label).map(|p| Decision {
+                layer: Layer::Classifier,
+                rule: Arc::from(category_rule(label)),
+                targets: vec![Arc::from(p)],
+            }),
+            Answer::Failed(_) | Answer::NotAsked => {
+                cfg.fallback_on_timeout.as_deref().map(|p| Decision {
+                    layer: Layer::Classifier,
+                    rule: Arc::from(FALLBACK_RULE),
+                    targets: vec![Arc::from(p)],
+                })
+            }
+        };
+        let decision = decided.unwrap_or_else(|| table.default_decision());
+        routed(decision, ClassifierUse::Asked(answer))
+    }
+
+    /// [`route`](Self::route) without asking the classifier (a request that reaches it takes
+    /// the route for no answer): nothing to wait for, so it returns at once.
+    pub fn route_now<T: Trace>(&self, view: RouteView<'_>, trace: &mut T) -> Routed {
+        let fut = std::pin::pin!(self.route(view, &NoClassifier, trace));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match fut.poll(&mut cx) {
+            std::task::Poll::Ready(routed) => routed,
+            // NoClassifier's answer is ready at once, and nothing else in the walk waits.
+            std::task::Poll::Pending => Routed {
+                decision: self.table.default_decision(),
+                classifier: ClassifierUse::NotReached,
+            },
+        }
+    }
+}
+
+/// The first of `rules` that matches, telling `trace` about each one tried.
+fn walk<'t, T: Trace>(
+    features: &mut Features<'t, '_>,
+    rules: &'t [CompiledRule],
+    trace: &mut T,
+) -> Option<&'t CompiledRule> {
+    for rule in rules {
+        let matched = features.matches(rule);
+        trace.rule(rule, matched, features);
+        if matched {
+            return Some(rule);
+        }
+    }
+    None
+}
