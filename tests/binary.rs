@@ -1,5 +1,6 @@
 //! The `clawgate` binary as an operator runs it: start-up, `.env`, config errors, signals.
 
+#[path = "it/support/mod.rs"]
 mod support;
 
 use std::io::{BufRead, BufReader};

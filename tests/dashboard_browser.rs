@@ -11,6 +11,7 @@
 //! chromium-driver`); without them it prints why and passes, unless `CLAWGATE_REQUIRE_BROWSER=1`
 //! (CI), then it fails. `CLAWGATE_DASHBOARD_SCREENSHOT=/path.png` keeps a screenshot of the page.
 
+#[path = "it/support/mod.rs"]
 mod support;
 
 use std::net::TcpStream;

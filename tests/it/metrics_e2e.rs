@@ -1,7 +1,7 @@
 //! Metrics as an operator sees them: requests through the real server show up in
 //! /api/recent, /api/stats, /metrics and the dashboard.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! `/api/stats` and `/api/recent` over known events: field names, sums, cost with cache, windows,
 //! rollups against raw rows, ordering and limits.
 
-mod metrics_support;
+use crate::support::metrics as metrics_support;
 
 use std::collections::BTreeMap;
 

@@ -2,6 +2,8 @@
 //! started on port 0 with a config pointing at such upstreams.
 #![allow(dead_code)]
 
+pub mod metrics;
+
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;

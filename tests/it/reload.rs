@@ -1,6 +1,6 @@
 //! Hot reload over real TCP: rules and config edited while the server runs.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -1,6 +1,6 @@
 //! End to end over real TCP: a client → ClawGate → mock OpenAI-compatible upstreams.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

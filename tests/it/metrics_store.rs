@@ -1,6 +1,6 @@
 //! The metrics store: batching, flush, shutdown, dropping when full, reopening, retention, errors.
 
-mod metrics_support;
+use crate::support::metrics as metrics_support;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! `clawgate stats` in the terminal: from the database file, or from the running server's HTTP
 //! API when the server holds the file.
 
-mod metrics_support;
+use crate::support::metrics as metrics_support;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;

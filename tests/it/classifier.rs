@@ -1,7 +1,7 @@
 //! The LLM classifier layer through the real server: a mock classifier provider answers
 //! labels, and requests that no static or heuristic rule decided go where the label says.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,6 @@
 //! `/metrics` renders valid Prometheus text with bounded labels.
 
-mod metrics_support;
+use crate::support::metrics as metrics_support;
 
 use std::collections::BTreeMap;
 

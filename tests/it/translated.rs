@@ -1,7 +1,7 @@
 //! Gemini and Anthropic backends end to end: the client speaks OpenAI, the mock upstreams
 //! speak Google's and Anthropic's own wire formats (recorded in tests/fixtures).
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use support::{chat_body, fixture, sse_text, Behavior, Gate, MockUpstream};
