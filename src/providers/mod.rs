@@ -149,11 +149,6 @@ impl Provider {
         })
     }
 
-    /// The API this provider speaks.
-    pub fn protocol(&self) -> &'static dyn Protocol {
-        self.protocol
-    }
-
     /// Remove this provider's secrets from a message that may have echoed them.
     pub fn redact(&self, text: &str) -> String {
         match &self.config.api_key {
@@ -217,6 +212,11 @@ impl ProviderSet {
 
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
+    }
+
+    /// The ids of the loaded part of the fallback chain, in order.
+    pub fn fallback_ids(&self) -> Vec<&str> {
+        self.fallback_chain.iter().map(|p| &*p.id).collect()
     }
 
     /// The providers to try for a decision: its targets, then the fallback chain, loaded
