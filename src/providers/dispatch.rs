@@ -61,6 +61,7 @@ pub struct Reply {
     pub body: ReplyBody,
 }
 
+/// What a reply carries.
 pub enum ReplyBody {
     /// A whole answer, and its usage when the upstream reported one.
     Complete { body: Bytes, usage: Option<Usage> },
@@ -106,19 +107,14 @@ pub async fn dispatch(chain: &[Arc<Provider>], req: &ChatRequest<'_>) -> Outcome
         let result = exchange(provider, req, upstream).await;
         guard.disarm();
         match result {
-            Ok((status, content_type, body)) => {
-                match body {
+            Ok(mut reply) => {
+                match reply.body {
                     // The provider is up; the request is wrong. Not a health failure.
                     ReplyBody::Refused(_) => provider.health.record_alive(),
                     _ => provider.health.record_success(started.elapsed()),
                 }
-                return Outcome::Answered(Reply {
-                    provider: Arc::clone(provider),
-                    attempts,
-                    status,
-                    content_type,
-                    body,
-                });
+                reply.attempts = attempts;
+                return Outcome::Answered(reply);
             }
             Err(failure) if failure.kind == FailureKind::Client => {
                 provider.health.record_alive();
@@ -189,8 +185,15 @@ async fn exchange(
     provider: &Arc<Provider>,
     req: &ChatRequest<'_>,
     upstream: UpstreamRequest<'_>,
-) -> Result<(StatusCode, HeaderValue, ReplyBody), UpstreamFailure> {
+) -> Result<Reply, UpstreamFailure> {
     let protocol = provider.protocol;
+    let reply = |status, content_type, body| Reply {
+        provider: Arc::clone(provider),
+        attempts: Vec::new(),
+        status,
+        content_type,
+        body,
+    };
     let send = provider
         .transport
         .post(upstream.url.clone(), upstream.headers, upstream.body);
@@ -207,11 +210,8 @@ async fn exchange(
         if !status.is_success() {
             let body = collect(resp.into_body()).await.unwrap_or_default();
             let refusal = protocol.error_answer(status, content_type, body)?;
-            return Ok((
-                refusal.status,
-                refusal.content_type,
-                ReplyBody::Refused(refusal.body),
-            ));
+            let body = ReplyBody::Refused(refusal.body);
+            return Ok(reply(refusal.status, refusal.content_type, body));
         }
         if req.stream {
             let (content_type, decoder) = protocol.stream(&provider.config, req, content_type);
@@ -219,7 +219,7 @@ async fn exchange(
             let stream = EventStream::new(upstream, decoder, provider)
                 .first_event()
                 .await?;
-            return Ok((status, content_type, ReplyBody::Stream(stream)));
+            return Ok(reply(status, content_type, ReplyBody::Stream(stream)));
         }
         let body = collect(resp.into_body()).await.map_err(|e| {
             UpstreamFailure::of(
@@ -232,7 +232,7 @@ async fn exchange(
             body: c.body,
             usage: c.usage,
         };
-        Ok((status, c.content_type, body))
+        Ok(reply(status, c.content_type, body))
     };
     match tokio::time::timeout(deadline, answer).await {
         Ok(answer) => answer,
