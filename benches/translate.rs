@@ -3,7 +3,7 @@
 //! For a real OpenClaw turn (tests/fixtures/openclaw, ~60 KB, 12 tools): building the upstream
 //! request (pass-through: `upstream_body`, which rewrites `model`; translated: the whole
 //! Gemini or Anthropic body), a non-streamed answer translated back, and a stream translated
-//! event by event (reported per upstream event) against the pass-through SSE framer.
+//! event by event (reported per upstream event) against the pass-through stream decoder.
 //! Request parsing for routing (`ChatRequest::parse`) is done for every backend and is
 //! measured on its own.
 //! Run: `cargo bench --bench translate -- --warm-up-time 1 --measurement-time 3`
@@ -14,11 +14,10 @@ use std::path::Path;
 use bytes::Bytes;
 use clawgate::config::{Backend, Config, ProviderConfig};
 use clawgate::providers::anthropic::{self, Anthropic};
-use clawgate::providers::gemini::{self, Gemini};
-use clawgate::providers::sse::Framer;
-use clawgate::providers::translate::gemini_schema;
+use clawgate::providers::gemini::{self, schema as gemini_schema, Gemini};
+use clawgate::providers::openai_compat::OpenAiCompat;
+use clawgate::providers::protocol::{Events, Protocol};
 use clawgate::providers::translate::openai::OpenAiRequest;
-use clawgate::providers::translate::Translate;
 use clawgate::request::ChatRequest;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
@@ -79,13 +78,13 @@ fn requests(c: &mut Criterion) {
         });
         let req = ChatRequest::parse(&body).unwrap();
         g.bench_function("openai-compat pass-through body", |b| {
-            b.iter(|| black_box(&req).upstream_body(&openai.model, openai.max_tokens))
+            b.iter(|| OpenAiCompat.body(&openai, black_box(&req)).unwrap())
         });
         g.bench_function("to gemini", |b| {
-            b.iter(|| Gemini.request(&gemini, black_box(&req)).unwrap())
+            b.iter(|| Gemini.body(&gemini, black_box(&req)).unwrap())
         });
         g.bench_function("to anthropic", |b| {
-            b.iter(|| Anthropic.request(&claude, black_box(&req)).unwrap())
+            b.iter(|| Anthropic.body(&claude, black_box(&req)).unwrap())
         });
         // Where the translation time goes.
         let oa = OpenAiRequest::parse(&body).unwrap();
@@ -115,8 +114,6 @@ fn requests(c: &mut Criterion) {
 }
 
 fn responses(c: &mut Criterion) {
-    let body = openclaw("turn-local-main");
-    let req = ChatRequest::parse(&body).unwrap();
     let gemini = provider(Backend::GoogleGenai, "gemini-2.5-flash");
     let claude = provider(Backend::Anthropic, "claude-sonnet-4-5");
     let mut g = c.benchmark_group("response");
@@ -124,25 +121,45 @@ fn responses(c: &mut Criterion) {
         ("gemini text", "gemini/response-text.json"),
         ("gemini tool call", "gemini/response-tool-call.json"),
     ] {
-        let answer = fixture(fixture_path);
+        let answer = Bytes::from(fixture(fixture_path));
         g.bench_function(label, |b| {
-            b.iter(|| Gemini.response(&gemini, &req, black_box(&answer)).unwrap())
+            b.iter(|| {
+                Gemini
+                    .complete(&gemini, None, black_box(answer.clone()))
+                    .unwrap()
+            })
         });
     }
     for (label, fixture_path) in [
         ("anthropic text", "anthropic/response-text.json"),
         ("anthropic tool use", "anthropic/response-tool-use.json"),
     ] {
-        let answer = fixture(fixture_path);
+        let answer = Bytes::from(fixture(fixture_path));
         g.bench_function(label, |b| {
             b.iter(|| {
                 Anthropic
-                    .response(&claude, &req, black_box(&answer))
+                    .complete(&claude, None, black_box(answer.clone()))
                     .unwrap()
             })
         });
     }
     g.finish();
+}
+
+/// A stream as the relay decodes it: read by read, then its end.
+fn decode(
+    protocol: &dyn Protocol,
+    provider: &ProviderConfig,
+    req: &ChatRequest<'_>,
+    reads: &[Bytes],
+) -> Events {
+    let (_, mut decoder) = protocol.stream(provider, req, None);
+    let mut out = Events::new();
+    for r in reads {
+        decoder.feed(black_box(r.clone()), &mut out).unwrap();
+    }
+    decoder.finish(&mut out).unwrap();
+    out
 }
 
 fn streams(c: &mut Criterion) {
@@ -151,7 +168,7 @@ fn streams(c: &mut Criterion) {
     let gemini = provider(Backend::GoogleGenai, "gemini-2.5-flash");
     let claude = provider(Backend::Anthropic, "claude-sonnet-4-5");
     let mut g = c.benchmark_group("stream per event");
-    let cases: [(&str, &str, &dyn Translate, &ProviderConfig); 4] = [
+    let cases: [(&str, &str, &dyn Protocol, &ProviderConfig); 4] = [
         ("gemini text", "gemini/stream-text.sse", &Gemini, &gemini),
         (
             "gemini tool call",
@@ -172,7 +189,7 @@ fn streams(c: &mut Criterion) {
             &claude,
         ),
     ];
-    for (label, path, translator, provider) in cases {
+    for (label, path, protocol, provider) in cases {
         let input = fixture(path);
         // As the network delivers it: one read per event.
         let reads: Vec<Bytes> = String::from_utf8_lossy(&input)
@@ -181,15 +198,7 @@ fn streams(c: &mut Criterion) {
             .collect();
         g.throughput(Throughput::Elements(count_events(&input)));
         g.bench_function(label, |b| {
-            b.iter(|| {
-                let mut t = translator.stream(provider, &req);
-                let mut out = Vec::new();
-                for r in &reads {
-                    t.feed(black_box(r), &mut out).unwrap();
-                }
-                t.finish(&mut out).unwrap();
-                out
-            })
+            b.iter(|| decode(protocol, provider, &req, &reads))
         });
     }
     let passthrough = openai_stream(8);
@@ -198,15 +207,9 @@ fn streams(c: &mut Criterion) {
         .map(|s| Bytes::copy_from_slice(s.as_bytes()))
         .collect();
     g.throughput(Throughput::Elements(reads.len() as u64));
-    g.bench_function("openai-compat pass-through framer", |b| {
-        b.iter(|| {
-            let mut framer = Framer::default();
-            let mut out = Vec::new();
-            for r in &reads {
-                out.extend(framer.push(black_box(r.clone())));
-            }
-            out
-        })
+    let openai = provider(Backend::OpenAiCompat, "deepseek-chat");
+    g.bench_function("openai-compat pass-through", |b| {
+        b.iter(|| decode(&OpenAiCompat, &openai, &req, &reads))
     });
     g.finish();
 }

@@ -24,7 +24,7 @@ use futures_util::future::{BoxFuture, FutureExt, Shared};
 
 use crate::config::ClassifierConfig;
 use crate::metrics::{usage, Metrics, RequestEvent};
-use crate::providers::dispatch::{dispatch, Outcome};
+use crate::providers::dispatch::{dispatch, Outcome, Reply, ReplyBody};
 use crate::providers::Provider;
 use crate::router::{Answer, Classify};
 use crate::util::lock;
@@ -178,11 +178,14 @@ async fn call(
                     event.status = 504;
                     Err(format!("timed out after {} ms", cfg.timeout.as_millis()))
                 }
-                Ok(Outcome::Complete {
-                    body: answer,
-                    usage,
+                Ok(Outcome::Answered(Reply {
+                    body:
+                        ReplyBody::Complete {
+                            body: answer,
+                            usage,
+                        },
                     ..
-                }) => {
+                })) => {
                     event.status = 200;
                     event.provider = Some(provider.id.to_string());
                     event.upstream_model = Some(provider.config.model.clone());
@@ -204,7 +207,11 @@ async fn call(
                         }
                     }
                 }
-                Ok(Outcome::Rejected { status, .. }) => {
+                Ok(Outcome::Answered(Reply {
+                    body: ReplyBody::Refused(_),
+                    status,
+                    ..
+                })) => {
                     event.status = status.as_u16();
                     Err(format!(
                         "{} rejected the request: HTTP {}",
@@ -220,7 +227,10 @@ async fn call(
                         .unwrap_or_else(|| format!("{} is not available", provider.id)))
                 }
                 Ok(Outcome::Invalid { error, .. }) => Err(error.message),
-                Ok(Outcome::Stream { .. }) => Err("the answer was a stream".to_owned()),
+                Ok(Outcome::Answered(Reply {
+                    body: ReplyBody::Stream(_),
+                    ..
+                })) => Err("the answer was a stream".to_owned()),
             }
         }
     };

@@ -51,18 +51,6 @@ pub struct Snapshot {
     pub config_status: ConfigStatus,
 }
 
-impl Snapshot {
-    /// The loaded part of the fallback chain, in order.
-    pub fn providers_chain_ids(&self) -> Vec<String> {
-        self.config
-            .fallback_chain
-            .iter()
-            .filter(|id| self.providers.get(id).is_some())
-            .cloned()
-            .collect()
-    }
-}
-
 /// Shared by every request.
 #[derive(Debug)]
 pub struct AppState {

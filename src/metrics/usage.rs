@@ -74,13 +74,27 @@ struct PromptDetails {
 
 impl RawUsage {
     fn into_usage(self) -> Usage {
-        let prompt = self.prompt_tokens.unwrap_or(0);
-        let cached = self.prompt_tokens_details.and_then(|d| d.cached_tokens);
-        let (cache_hit, cache_miss) = match (
+        Usage::reported(
+            self.prompt_tokens.unwrap_or(0),
+            self.completion_tokens.unwrap_or(0),
             self.prompt_cache_hit_tokens,
             self.prompt_cache_miss_tokens,
-            cached,
-        ) {
+            self.prompt_tokens_details.and_then(|d| d.cached_tokens),
+        )
+    }
+}
+
+impl Usage {
+    /// Counts a provider reported: DeepSeek's cache halves (`hit`, `miss`) where given, else
+    /// OpenAI's `cached` part of the prompt, else no cache figures.
+    pub fn reported(
+        prompt: u64,
+        completion: u64,
+        hit: Option<u64>,
+        miss: Option<u64>,
+        cached: Option<u64>,
+    ) -> Usage {
+        let (cache_hit, cache_miss) = match (hit, miss, cached) {
             // DeepSeek reports both halves.
             (Some(hit), Some(miss), _) => (hit, miss),
             (Some(hit), None, _) => (hit, prompt.saturating_sub(hit)),
@@ -91,7 +105,7 @@ impl RawUsage {
         };
         Usage {
             prompt,
-            completion: self.completion_tokens.unwrap_or(0),
+            completion,
             cache_hit,
             cache_miss,
             estimated: false,

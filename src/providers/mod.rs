@@ -1,24 +1,32 @@
 //! Upstream providers: one [`Provider`] per loaded config entry (its HTTP client, health and
-//! backend), the [`ProviderSet`] a request sees, and the dispatcher that tries them in order.
+//! the [`Protocol`] its backend speaks), the [`ProviderSet`] a request sees, and the
+//! dispatcher that tries them in order.
+//!
+//! A backend is a folder speaking one upstream API (`openai_compat`, passed through;
+//! `gemini`; `anthropic`), with its `request`, `response` and `stream` sides and its tests;
+//! [`protocol_for`] maps the config's backend to it.
 
 pub mod anthropic;
 pub mod dispatch;
 pub mod gemini;
 pub mod health;
-pub mod sse;
+pub mod openai_compat;
+pub mod protocol;
+pub mod relay;
 pub mod translate;
 pub mod transport;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 
-use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, HOST};
+use http::Uri;
 
 use crate::config::{Backend, Config, ProviderConfig};
+use crate::request::{ChatRequest, InvalidRequest};
 use crate::router::Decision;
 use health::{CircuitSettings, Health};
-use translate::Translate;
+use protocol::{Protocol, JSON};
 
 /// A loaded upstream provider.
 pub struct Provider {
@@ -26,12 +34,12 @@ pub struct Provider {
     pub config: ProviderConfig,
     pub health: Health,
     transport: transport::Transport,
-    /// `{base_url}/chat/completions`, parsed once (passed through backends only).
-    chat_url: http::Uri,
-    /// Authentication and extra headers, built once.
+    /// The API it speaks.
+    protocol: &'static dyn Protocol,
+    /// Where requests for a whole answer and for a stream go, parsed once.
+    urls: [Uri; 2],
+    /// JSON content type, credentials, the Host header and the config's headers, built once.
     headers: HeaderMap,
-    /// Request/response translation for backends that do not speak OpenAI.
-    translator: Option<Arc<dyn Translate>>,
 }
 
 impl std::fmt::Debug for Provider {
@@ -65,8 +73,27 @@ fn http1_host(url: &http::Uri) -> Option<HeaderValue> {
     HeaderValue::from_str(&value).ok()
 }
 
+/// The API a backend speaks.
+pub fn protocol_for(backend: Backend) -> &'static dyn Protocol {
+    match backend {
+        Backend::OpenAiCompat => &openai_compat::OpenAiCompat,
+        Backend::GoogleGenai => &gemini::Gemini,
+        Backend::Anthropic => &anthropic::Anthropic,
+    }
+}
+
+/// An upstream request, ready to send (POST).
+#[derive(Debug)]
+pub struct UpstreamRequest<'p> {
+    pub url: &'p Uri,
+    /// Headers to send, secrets included (never logged).
+    pub headers: &'p HeaderMap,
+    pub body: Vec<u8>,
+}
+
 impl Provider {
-    /// Build a provider from its config: its own connection pool and prepared headers.
+    /// Build a provider from its config: its own connection pool, and its URLs and headers
+    /// prepared once for every request.
     pub fn new(config: ProviderConfig, circuit: CircuitSettings) -> Result<Self, ProviderError> {
         let err = |message: String| ProviderError {
             id: config.id.clone(),
@@ -74,30 +101,27 @@ impl Provider {
         };
         let transport =
             transport::Transport::new(&config.base_url, config.timeouts.connect).map_err(err)?;
-        let translator = translator_for(config.backend);
-        // Translating backends build their own headers per request (translate::upstream_headers).
+        let protocol = protocol_for(config.backend);
+        let url = |stream| {
+            transport::parse_uri(&protocol.url(&config, stream))
+                .map_err(|e| err(format!("base_url is not a valid URL: {e}")))
+        };
+        let urls = [url(false)?, url(true)?];
         let mut headers = HeaderMap::new();
-        if translator.is_none() {
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            if let Some(key) = &config.api_key {
-                let mut v = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
-                    err("api_key contains characters not allowed in a header".into())
-                })?;
-                v.set_sensitive(true);
-                headers.insert(AUTHORIZATION, v);
-            }
+        headers.insert(CONTENT_TYPE, JSON);
+        for (name, value, sensitive) in protocol.headers(&config) {
+            let mut v = HeaderValue::from_str(&value)
+                .map_err(|_| err("api_key contains characters not allowed in a header".into()))?;
+            v.set_sensitive(sensitive);
+            headers.insert(name, v);
         }
-        let chat_url = transport::parse_uri(&format!("{}/chat/completions", config.base_url))
-            .map_err(|e| err(format!("base_url is not a valid URL: {e}")))?;
-        if translator.is_none() {
-            // Plain HTTP is always HTTP/1.1 here, which needs a Host header: built once rather
-            // than by the client for every request. (Over TLS the protocol is only known once
-            // connected, and HTTP/2 carries the host differently.)
-            if let Some(host) = http1_host(&chat_url) {
-                headers.insert(HOST, host);
-            }
+        // Plain HTTP is always HTTP/1.1 here, which needs a Host header: built once rather
+        // than by the client for every request. (Over TLS the protocol is only known once
+        // connected, and HTTP/2 carries the host differently.)
+        if let Some(host) = http1_host(&urls[0]) {
+            headers.insert(HOST, host);
         }
-        for (name, value) in config.headers.iter().filter(|_| translator.is_none()) {
+        for (name, value) in &config.headers {
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| err(format!("invalid header name `{name}`")))?;
             let value = HeaderValue::from_str(value)
@@ -106,18 +130,23 @@ impl Provider {
         }
         Ok(Provider {
             id: Arc::from(config.id.as_str()),
-            chat_url,
             health: Health::new(circuit),
             transport,
+            protocol,
+            urls,
             headers,
-            translator,
             config,
         })
     }
 
-    /// Whether requests are translated for this backend (not forwarded as OpenAI JSON).
-    pub fn translates(&self) -> bool {
-        self.translator.is_some()
+    /// The upstream request for `req`; an error is the client's (the request cannot be said
+    /// in this provider's API).
+    pub fn request(&self, req: &ChatRequest<'_>) -> Result<UpstreamRequest<'_>, InvalidRequest> {
+        Ok(UpstreamRequest {
+            url: &self.urls[usize::from(req.stream)],
+            headers: &self.headers,
+            body: self.protocol.body(&self.config, req)?,
+        })
     }
 
     /// Remove this provider's secrets from a message that may have echoed them.
@@ -128,15 +157,6 @@ impl Provider {
             }
             _ => text.to_owned(),
         }
-    }
-}
-
-/// The translator for a backend, if it needs one (OpenAI-compatible backends do not).
-fn translator_for(backend: Backend) -> Option<Arc<dyn Translate>> {
-    match backend {
-        Backend::OpenAiCompat => None,
-        Backend::GoogleGenai => Some(Arc::new(gemini::Gemini)),
-        Backend::Anthropic => Some(Arc::new(anthropic::Anthropic)),
     }
 }
 
@@ -194,6 +214,11 @@ impl ProviderSet {
         self.list.is_empty()
     }
 
+    /// The ids of the loaded part of the fallback chain, in order.
+    pub fn fallback_ids(&self) -> Vec<&str> {
+        self.fallback_chain.iter().map(|p| &*p.id).collect()
+    }
+
     /// The providers to try for a decision: its targets, then the fallback chain, loaded
     /// providers only, each once.
     pub fn chain(&self, decision: &Decision) -> Vec<Arc<Provider>> {
@@ -206,11 +231,6 @@ impl ProviderSet {
             }
         }
         chain
-    }
-
-    /// Whether any provider's circuit lets requests through now.
-    pub fn any_available(&self, now: Instant) -> bool {
-        self.list.iter().any(|p| p.health.is_available(now))
     }
 }
 

@@ -1,116 +1,111 @@
-//! The seam between the dispatcher and backends that do not speak OpenAI chat completions.
-//!
-//! A translating backend turns the client's OpenAI request into its own wire request, its
-//! non-streamed answer back into an OpenAI `chat.completion`, and its stream into OpenAI
-//! `chat.completion.chunk` SSE events. The dispatcher owns the HTTP call, timeouts, fallback
-//! and health; a backend only translates.
+//! What the translating protocols share: the [`Translator`] traits (the parts of a
+//! [`Protocol`] that differ between translated APIs, one per side: [`WriteRequest`],
+//! [`ReadResponse`], [`ReadStream`]; every translator is a protocol through the impl below),
+//! the client's OpenAI request as they read it, the OpenAI answers they write back, and an
+//! incremental SSE decoder for upstream streams.
 
-pub mod gemini_schema;
 pub mod openai;
 pub mod sse;
 #[cfg(test)]
 pub(crate) mod testing;
 
 use bytes::Bytes;
+use http::{HeaderName, HeaderValue, StatusCode};
 
 use crate::config::ProviderConfig;
+use crate::providers::protocol::{
+    Completion, Protocol, Refusal, StreamDecoder, UpstreamFailure, EVENT_STREAM,
+};
 use crate::request::{ChatRequest, InvalidRequest};
+use openai::OpenAiRequest;
+use sse::{EventTranslator, SseTranslator};
 
-/// An upstream HTTP request, ready to send (POST).
-#[derive(Debug, Clone)]
-pub struct UpstreamRequest {
-    pub url: String,
-    /// Headers to send, secrets included (never logged).
-    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
-    pub body: Vec<u8>,
-}
+/// How a translated API is written to (a backend's `request` module).
+pub trait WriteRequest: Send + Sync {
+    /// The URL requests go to; `stream` says whether the client asked for a stream.
+    fn endpoint(&self, config: &ProviderConfig, stream: bool) -> String;
 
-/// How a failed upstream response should be treated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureKind {
-    /// The request itself is wrong (bad schema, unsupported content): the client's 4xx, not retried.
-    Client,
-    /// Rate limits, overload, server errors, auth, unknown model: fall through to the next provider.
-    Provider,
-}
+    /// The API's own headers, as `(name, value, sensitive)`: credentials are sensitive.
+    fn api_headers(&self, config: &ProviderConfig) -> Vec<(HeaderName, String, bool)>;
 
-/// A translated upstream error, in terms the dispatcher can act on.
-#[derive(Debug, Clone)]
-pub struct UpstreamFailure {
-    pub kind: FailureKind,
-    /// HTTP status to report to the client when `kind` is `Client`.
-    pub status: u16,
-    /// Short description, free of secrets (e.g. `RESOURCE_EXHAUSTED: quota exceeded`).
-    pub message: String,
-}
-
-/// Translates one provider's SSE stream into OpenAI SSE events.
-pub trait StreamTranslator: Send {
-    /// Feed upstream bytes (arbitrary chunk boundaries); push complete OpenAI SSE events
-    /// (`data: {...}\n\n`) to `out`.
-    fn feed(&mut self, chunk: &[u8], out: &mut Vec<Bytes>) -> Result<(), UpstreamFailure>;
-    /// The upstream stream ended: flush, emit the final chunk(s) and `data: [DONE]\n\n`.
-    fn finish(&mut self, out: &mut Vec<Bytes>) -> Result<(), UpstreamFailure>;
-}
-
-/// A backend that translates to and from a non-OpenAI API.
-pub trait Translate: Send + Sync {
-    /// Build the upstream request. `stream` says whether the client asked for a stream.
+    /// The upstream request body for the client's request `oa` (`stream`: the client asked
+    /// for a stream). An error is the client's.
     fn request(
         &self,
-        provider: &ProviderConfig,
-        req: &ChatRequest<'_>,
-    ) -> Result<UpstreamRequest, InvalidRequest>;
-
-    /// Translate a successful (2xx) non-streamed response body into an OpenAI
-    /// `chat.completion` JSON body.
-    fn response(
-        &self,
-        provider: &ProviderConfig,
-        req: &ChatRequest<'_>,
-        body: &[u8],
-    ) -> Result<Vec<u8>, UpstreamFailure>;
-
-    /// Classify a non-2xx response.
-    fn failure(&self, status: u16, body: &[u8]) -> UpstreamFailure;
-
-    /// A translator for a streamed 2xx response.
-    fn stream(&self, provider: &ProviderConfig, req: &ChatRequest<'_>)
-        -> Box<dyn StreamTranslator>;
+        config: &ProviderConfig,
+        oa: &OpenAiRequest<'_>,
+        stream: bool,
+    ) -> Result<Vec<u8>, InvalidRequest>;
 }
 
-/// Headers for a translated request: JSON content type, the backend's own headers (its
-/// credentials, marked sensitive so they are never logged), then the provider's extra
-/// headers from the config.
-pub fn upstream_headers(
-    provider: &ProviderConfig,
-    own: &[(&'static str, &str, bool)],
-) -> Result<Vec<(http::HeaderName, http::HeaderValue)>, InvalidRequest> {
-    let bad = |what: String| InvalidRequest {
-        message: format!("provider `{}` is misconfigured: {what}", provider.id),
-        param: None,
-        code: "provider_config",
-    };
-    let mut headers = Vec::with_capacity(2 + own.len() + provider.headers.len());
-    headers.push((
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    ));
-    for &(name, value, sensitive) in own {
-        let mut v = http::HeaderValue::from_str(value).map_err(|_| {
-            bad(format!(
-                "the value for `{name}` has characters not allowed in a header"
-            ))
-        })?;
-        v.set_sensitive(sensitive);
-        headers.push((http::HeaderName::from_static(name), v));
+/// How a translated API's whole answers are read (a backend's `response` module).
+pub trait ReadResponse: Send + Sync {
+    /// A successful (2xx) non-streamed answer as an OpenAI `chat.completion`.
+    fn response(&self, config: &ProviderConfig, body: &[u8])
+        -> Result<Completion, UpstreamFailure>;
+
+    /// A non-2xx answer as a fallback decision.
+    fn failure(&self, status: u16, body: &[u8]) -> UpstreamFailure;
+}
+
+/// How a translated API's streams are read (a backend's `stream` module).
+pub trait ReadStream: Send + Sync {
+    /// Translates a 2xx stream's events.
+    type Events: EventTranslator + 'static;
+
+    /// The translator of a stream answering for `config.model`; `include_usage`: the client
+    /// asked for a usage chunk.
+    fn events(&self, config: &ProviderConfig, include_usage: bool) -> Self::Events;
+}
+
+/// A translated API: its three sides make it a [`Protocol`].
+pub trait Translator: WriteRequest + ReadResponse + ReadStream {}
+
+impl<T: WriteRequest + ReadResponse + ReadStream> Translator for T {}
+
+impl<T: Translator> Protocol for T {
+    fn url(&self, config: &ProviderConfig, stream: bool) -> String {
+        self.endpoint(config, stream)
     }
-    for (name, value) in &provider.headers {
-        let n = http::HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| bad(format!("invalid header name `{name}`")))?;
-        let v = http::HeaderValue::from_str(value)
-            .map_err(|_| bad(format!("invalid value for header `{name}`")))?;
-        headers.push((n, v));
+
+    fn headers(&self, config: &ProviderConfig) -> Vec<(HeaderName, String, bool)> {
+        self.api_headers(config)
     }
-    Ok(headers)
+
+    fn body(
+        &self,
+        config: &ProviderConfig,
+        req: &ChatRequest<'_>,
+    ) -> Result<Vec<u8>, InvalidRequest> {
+        // `ChatRequest` decodes only what routing needs; a translator needs every field.
+        self.request(config, &OpenAiRequest::parse(req.body())?, req.stream)
+    }
+
+    fn complete(
+        &self,
+        config: &ProviderConfig,
+        _content_type: Option<HeaderValue>,
+        body: Bytes,
+    ) -> Result<Completion, UpstreamFailure> {
+        self.response(config, &body)
+    }
+
+    fn error_answer(
+        &self,
+        status: StatusCode,
+        _content_type: Option<HeaderValue>,
+        body: Bytes,
+    ) -> Result<Refusal, UpstreamFailure> {
+        Err(self.failure(status.as_u16(), &body))
+    }
+
+    fn stream(
+        &self,
+        config: &ProviderConfig,
+        req: &ChatRequest<'_>,
+        _content_type: Option<HeaderValue>,
+    ) -> (HeaderValue, Box<dyn StreamDecoder>) {
+        let events = self.events(config, req.wants_stream_usage());
+        (EVENT_STREAM, Box::new(SseTranslator::new(events)))
+    }
 }

@@ -105,7 +105,6 @@ impl Transport {
         &self,
         uri: Uri,
         headers: &HeaderMap,
-        extra: Vec<(http::HeaderName, HeaderValue)>,
         body: Vec<u8>,
     ) -> Result<Response<UpstreamBody>, SendError> {
         let mut req = Request::post(uri)
@@ -113,9 +112,6 @@ impl Transport {
             .map_err(|e| SendError::Other(e.to_string()))?;
         let h = req.headers_mut();
         h.clone_from(headers);
-        for (name, value) in extra {
-            h.insert(name, value);
-        }
         h.entry(USER_AGENT).or_insert(AGENT);
         match self {
             Transport::Direct { connector, pools } => {

@@ -15,7 +15,7 @@ use super::handoff::StreamHandoff;
 use super::observe::ObservedStream;
 use crate::classifier::Asker;
 use crate::metrics::{usage, AttemptRecord, RequestEvent};
-use crate::providers::dispatch::{dispatch, Attempt, Outcome};
+use crate::providers::dispatch::{dispatch, Attempt, Outcome, Reply, ReplyBody};
 use crate::request::ChatRequest;
 use crate::router::{Decision, NoTrace, RouteView, Routed, Router};
 use crate::state::{AppState, Snapshot};
@@ -188,41 +188,8 @@ async fn complete(
     event.layer = layer.to_owned();
     event.rule = decision.rule.to_string();
     let chain = snapshot.providers.chain(&decision);
-    let outcome = dispatch(&chain, &req).await;
-    let mut out = HeaderMap::with_capacity(8);
-    let (status, provider, attempts, response) = match outcome {
-        Outcome::Complete {
-            provider,
-            status,
-            content_type,
-            body,
-            usage,
-            attempts,
-        } => {
-            out.insert(CONTENT_TYPE, content_type);
-            (status, provider, attempts, Body::Full(body, usage))
-        }
-        Outcome::Rejected {
-            provider,
-            status,
-            content_type,
-            body,
-            attempts,
-        } => {
-            out.insert(CONTENT_TYPE, content_type);
-            (status, provider, attempts, Body::Full(body, None))
-        }
-        Outcome::Stream {
-            provider,
-            status,
-            content_type,
-            body,
-            attempts,
-        } => {
-            out.insert(CONTENT_TYPE, content_type);
-            out.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            (status, provider, attempts, Body::Stream(body))
-        }
+    let reply = match dispatch(&chain, &req).await {
+        Outcome::Answered(reply) => reply,
         Outcome::Invalid { provider, error } => {
             event.provider = Some(provider.id.to_string());
             let mut e = ApiError::from(error);
@@ -234,6 +201,15 @@ async fn complete(
             return Err(all_failed(&snapshot, status, &attempts, &decision));
         }
     };
+    let Reply {
+        provider,
+        attempts,
+        status,
+        content_type,
+        body: reply_body,
+    } = reply;
+    let mut out = HeaderMap::with_capacity(8);
+    out.insert(CONTENT_TYPE, content_type);
     tracing::info!(
         model = %req.model,
         provider = %provider.id,
@@ -260,28 +236,26 @@ async fn complete(
     event.upstream_model = Some(provider.config.model.clone());
     event.attempts = attempt_records(&attempts);
     event.status = status.as_u16();
-    let event = std::mem::take(event);
+    let mut event = std::mem::take(event);
     let pricing = provider.config.pricing;
     let mut answer = Response::new(Bytes::new());
     *answer.status_mut() = status;
     *answer.headers_mut() = out;
-    match response {
-        Body::Full(b, usage) => {
-            let mut event = event;
-            event.latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-            if status.is_success() {
-                let usage = usage.unwrap_or_else(|| usage::estimate(body.len(), b.len()));
-                event.set_usage(&usage, &pricing);
-            } else {
-                event.error = Some(format!("upstream_rejected: HTTP {}", status.as_u16()));
-            }
-            state.metrics.record(event);
-            *answer.body_mut() = b;
+    let whole = match reply_body {
+        ReplyBody::Complete { body: b, usage } => {
+            let usage = usage.unwrap_or_else(|| usage::estimate(body.len(), b.len()));
+            event.set_usage(&usage, &pricing);
+            b
         }
-        Body::Stream(stream) => {
-            let mut event = event;
+        ReplyBody::Refused(b) => {
+            event.error = Some(format!("upstream_rejected: HTTP {}", status.as_u16()));
+            b
+        }
+        ReplyBody::Stream(stream) => {
             event.ttfb_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
-            let strip_usage = req.adds_stream_usage() && !provider.translates();
+            answer
+                .headers_mut()
+                .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             let observed = ObservedStream::new(
                 stream,
                 event,
@@ -289,13 +263,16 @@ async fn complete(
                 pricing,
                 started,
                 body.len(),
-                strip_usage,
             );
             answer
                 .extensions_mut()
                 .insert(StreamHandoff::new(Box::pin(observed)));
+            return Ok(answer);
         }
-    }
+    };
+    event.latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    state.metrics.record(event);
+    *answer.body_mut() = whole;
     Ok(answer)
 }
 
@@ -312,12 +289,6 @@ async fn route(state: &AppState, snapshot: &Snapshot, view: RouteView<'_>) -> Ro
     Router::new(&snapshot.routes, cfg, &provider)
         .route(view, &asker, &mut NoTrace)
         .await
-}
-
-enum Body {
-    /// A whole answer, and its `usage` when it reported one.
-    Full(Bytes, Option<usage::Usage>),
-    Stream(crate::providers::dispatch::ByteStream),
 }
 
 fn header_value(s: &str) -> HeaderValue {

@@ -41,7 +41,7 @@ pub fn health(state: &AppState) -> Response {
         "config": config,
         "providers": providers,
         "skipped_providers": snapshot.config.skipped,
-        "fallback_chain": snapshot.providers_chain_ids(),
+        "fallback_chain": snapshot.providers.fallback_ids(),
         "classifier": classifier_json(state, &snapshot),
     });
     warp::reply::json(&body).into_response()

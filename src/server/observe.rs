@@ -1,17 +1,17 @@
-//! Accounting for streamed answers: the bytes pass through untouched while usage, errors and
-//! timing are read off the side; the request's metrics event is recorded when the stream
-//! ends, or when the client goes away.
+//! Accounting for streamed answers: the bytes pass through untouched while errors and timing
+//! are read off the side, and the usage is the one the upstream stream reported; the
+//! request's metrics event is recorded when the stream ends, or when the client goes away.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 
 use crate::config::Pricing;
-use crate::metrics::{usage, Metrics, RequestEvent, Usage};
-use crate::providers::dispatch::ByteStream;
+use crate::metrics::{usage, Metrics, RequestEvent};
+use crate::providers::relay::EventStream;
 
 /// Bytes of JSON framing around each streamed delta, for estimating completion tokens when
 /// the upstream reports no usage.
@@ -19,29 +19,25 @@ const EVENT_OVERHEAD: usize = 150;
 
 /// A stream on its way to the client, and the event to record when it ends.
 pub struct ObservedStream {
-    inner: ByteStream,
+    inner: EventStream,
     event: Option<RequestEvent>,
     metrics: Metrics,
     pricing: Pricing,
     started: Instant,
     prompt_chars: usize,
-    usage: Option<Usage>,
     data_bytes: usize,
     events: usize,
     error: Option<String>,
-    /// Remove the usage-only chunk ClawGate asked for on the client's behalf (after reading it).
-    strip_usage: bool,
 }
 
 impl ObservedStream {
     pub fn new(
-        inner: ByteStream,
+        inner: EventStream,
         event: RequestEvent,
         metrics: Metrics,
         pricing: Pricing,
         started: Instant,
         prompt_chars: usize,
-        strip_usage: bool,
     ) -> Self {
         ObservedStream {
             inner,
@@ -50,20 +46,16 @@ impl ObservedStream {
             pricing,
             started,
             prompt_chars,
-            usage: None,
             data_bytes: 0,
             events: 0,
             error: None,
-            strip_usage,
         }
     }
 
     fn inspect(&mut self, chunk: &[u8]) {
         self.data_bytes += chunk.len();
         self.events += memchr::memmem::find_iter(chunk, b"data:").count();
-        let has_usage = memchr::memmem::find(chunk, b"\"usage\"").is_some();
-        let has_error = memchr::memmem::find(chunk, b"{\"error\"").is_some();
-        if !has_usage && !has_error {
+        if memchr::memmem::find(chunk, b"{\"error\"").is_none() {
             return;
         }
         for line in chunk.split(|&b| b == b'\n') {
@@ -72,12 +64,7 @@ impl ObservedStream {
             };
             let data = data.strip_prefix(b" ").unwrap_or(data);
             let data = data.strip_suffix(b"\r").unwrap_or(data);
-            if has_usage {
-                if let Some(u) = usage::from_sse_event(data) {
-                    self.usage = Some(u);
-                }
-            }
-            if has_error && data.starts_with(b"{\"error\"") {
+            if data.starts_with(b"{\"error\"") {
                 self.error = Some(stream_error(data));
             }
         }
@@ -88,7 +75,7 @@ impl ObservedStream {
             return;
         };
         ev.latency_ms = self.started.elapsed().as_secs_f64() * 1000.0;
-        let usage = self.usage.unwrap_or_else(|| {
+        let usage = self.inner.usage().unwrap_or_else(|| {
             let completion = self.data_bytes.saturating_sub(self.events * EVENT_OVERHEAD);
             usage::estimate(self.prompt_chars, completion)
         });
@@ -110,18 +97,9 @@ impl Stream for ObservedStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        match this.inner.as_mut().poll_next(cx) {
+        match this.inner.poll_next_unpin(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
                 this.inspect(&chunk);
-                if this.strip_usage {
-                    let kept = crate::providers::sse::without_usage_chunks(chunk);
-                    if kept.is_empty() {
-                        // Nothing left of this chunk for the client; wait for the next one.
-                        cx.waker().wake_by_ref();
-                        return Poll::Pending;
-                    }
-                    return Poll::Ready(Some(Ok(kept)));
-                }
                 Poll::Ready(Some(Ok(chunk)))
             }
             Poll::Ready(Some(Err(e))) => {

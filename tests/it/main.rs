@@ -7,6 +7,7 @@
 
 mod support;
 
+mod backends;
 mod classifier;
 mod metrics_cli;
 mod metrics_e2e;
@@ -20,4 +21,3 @@ mod rules_diagnostics;
 mod rules_language;
 mod rules_proptest;
 mod rules_stock;
-mod translated;

@@ -16,6 +16,8 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::metrics::Usage;
+use crate::providers::protocol::{Completion, Events, JSON};
 use crate::request::{Content, InvalidRequest, Role};
 
 /// The full OpenAI chat-completion request, borrowed from the body.
@@ -235,6 +237,32 @@ impl<'a> OpenAiRequest<'a> {
         (!out.is_empty()).then_some(out)
     }
 
+    /// Where the system text goes once the other messages are `turns`: `Some(text)` for the
+    /// API's own system field; `None` when there is none, or when it is all the request has,
+    /// in which case it becomes the one user turn `as_prompt` makes of it (an API needs at
+    /// least one message). A request with neither is refused.
+    pub fn system_or_prompt(
+        &self,
+        turns: &mut Vec<Value>,
+        as_prompt: impl FnOnce(&str) -> Value,
+    ) -> Result<Option<String>, InvalidRequest> {
+        let system = self.system_text();
+        if !turns.is_empty() {
+            return Ok(system);
+        }
+        match system {
+            Some(text) => {
+                turns.push(as_prompt(&text));
+                Ok(None)
+            }
+            None => Err(InvalidRequest {
+                message: "the request has no message with content to send".into(),
+                param: Some("messages".into()),
+                code: "invalid_value",
+            }),
+        }
+    }
+
     /// Tool call id → function name, from every assistant message's `tool_calls`, so that a
     /// `tool` message can be answered under its function's name.
     pub fn tool_names(&self) -> HashMap<&str, &str> {
@@ -338,9 +366,9 @@ pub fn completion_id() -> String {
     format!("chatcmpl-{}", unique_hex())
 }
 
-/// Token counts in OpenAI's shape.
+/// Token counts in OpenAI's shape (its SDKs call this object `CompletionUsage`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Usage {
+pub struct CompletionUsage {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub total_tokens: u64,
@@ -348,6 +376,19 @@ pub struct Usage {
     pub prompt_tokens_details: Option<PromptDetails>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub completion_tokens_details: Option<CompletionDetails>,
+}
+
+impl CompletionUsage {
+    /// The counts as ClawGate accounts them, read as a passed-through answer's `usage` is.
+    pub fn to_usage(&self) -> Usage {
+        Usage::reported(
+            self.prompt_tokens,
+            self.completion_tokens,
+            None,
+            None,
+            self.prompt_tokens_details.map(|d| d.cached_tokens),
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -395,12 +436,23 @@ pub struct Choice {
     pub finish_reason: &'static str,
 }
 
+/// A translated answer for the client: a new `chat.completion` of `model` with `choices`,
+/// and its usage handed over as counted (not read back from the body).
+pub fn completion(model: &str, choices: &[Choice], usage: Option<CompletionUsage>) -> Completion {
+    let body = completion_body(&completion_id(), model, choices, usage.as_ref());
+    Completion {
+        content_type: JSON,
+        body: Bytes::from(body),
+        usage: usage.as_ref().map(CompletionUsage::to_usage),
+    }
+}
+
 /// Serialize a `chat.completion` body.
 pub fn completion_body(
     id: &str,
     model: &str,
     choices: &[Choice],
-    usage: Option<&Usage>,
+    usage: Option<&CompletionUsage>,
 ) -> Vec<u8> {
     #[derive(Serialize)]
     struct Body<'a> {
@@ -410,7 +462,7 @@ pub fn completion_body(
         model: &'a str,
         choices: Vec<ChoiceOut<'a>>,
         #[serde(skip_serializing_if = "Option::is_none")]
-        usage: Option<&'a Usage>,
+        usage: Option<&'a CompletionUsage>,
     }
     #[derive(Serialize)]
     struct ChoiceOut<'a> {
@@ -502,14 +554,41 @@ impl ChunkWriter {
         self.include_usage
     }
 
+    /// A choice's first chunk, which carries the role.
+    pub fn role(&self, out: &mut Events, index: u32) {
+        let delta = Delta {
+            role: Some("assistant"),
+            content: Some(""),
+            ..Default::default()
+        };
+        self.delta(out, index, delta, None);
+    }
+
+    /// A piece of a choice's text.
+    pub fn text(&self, out: &mut Events, index: u32, text: &str) {
+        let delta = Delta {
+            content: Some(text),
+            ..Default::default()
+        };
+        self.delta(out, index, delta, None);
+    }
+
+    /// A piece of one of a choice's tool calls.
+    pub fn tool_call(&self, out: &mut Events, index: u32, call: ToolCallDelta<'_>) {
+        let delta = Delta {
+            tool_calls: Some(vec![call]),
+            ..Default::default()
+        };
+        self.delta(out, index, delta, None);
+    }
+
+    /// A choice's last chunk, with its finish reason.
+    pub fn finish(&self, out: &mut Events, index: u32, reason: &str) {
+        self.delta(out, index, Delta::default(), Some(reason));
+    }
+
     /// One choice's delta, with its finish reason when it is the last.
-    pub fn delta(
-        &self,
-        out: &mut Vec<Bytes>,
-        index: u32,
-        delta: Delta<'_>,
-        finish_reason: Option<&str>,
-    ) {
+    fn delta(&self, out: &mut Events, index: u32, delta: Delta<'_>, finish_reason: Option<&str>) {
         #[derive(Serialize)]
         struct ChoiceOut<'a> {
             index: u32,
@@ -530,18 +609,23 @@ impl ChunkWriter {
     }
 
     /// The usage chunk (`choices: []`), only if the client asked for it.
-    pub fn usage(&self, out: &mut Vec<Bytes>, usage: &Usage) {
+    pub fn usage(&self, out: &mut Events, usage: &CompletionUsage) {
         if self.include_usage {
             self.write::<()>(out, &[], Some(usage));
         }
     }
 
     /// The stream's terminator.
-    pub fn done(out: &mut Vec<Bytes>) {
-        out.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    pub fn done(out: &mut Events) {
+        out.push_back(Bytes::from_static(b"data: [DONE]\n\n"));
     }
 
-    fn write<C: Serialize>(&self, out: &mut Vec<Bytes>, choices: &[C], usage: Option<&Usage>) {
+    fn write<C: Serialize>(
+        &self,
+        out: &mut Events,
+        choices: &[C],
+        usage: Option<&CompletionUsage>,
+    ) {
         #[derive(Serialize)]
         struct Chunk<'a, C> {
             id: &'a str,
@@ -550,7 +634,7 @@ impl ChunkWriter {
             model: &'a str,
             choices: &'a [C],
             #[serde(skip_serializing_if = "Option::is_none")]
-            usage: Option<&'a Usage>,
+            usage: Option<&'a CompletionUsage>,
         }
         let chunk = Chunk {
             id: &self.id,
@@ -564,22 +648,9 @@ impl ChunkWriter {
         buf.extend_from_slice(b"data: ");
         if serde_json::to_writer(&mut buf, &chunk).is_ok() {
             buf.extend_from_slice(b"\n\n");
-            out.push(Bytes::from(buf));
+            out.push_back(Bytes::from(buf));
         }
     }
-}
-
-/// Cut an upstream message to a length fit for a log line and an error body.
-pub fn short(message: &str) -> String {
-    const MAX: usize = 600;
-    if message.len() <= MAX {
-        return message.trim().to_owned();
-    }
-    let mut end = MAX;
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", message[..end].trim())
 }
 
 #[cfg(test)]
@@ -639,13 +710,13 @@ mod tests {
 
     #[test]
     fn usage_chunk_is_written_only_when_asked() {
-        let usage = Usage {
+        let usage = CompletionUsage {
             prompt_tokens: 1,
             completion_tokens: 2,
             total_tokens: 3,
             ..Default::default()
         };
-        let mut out = Vec::new();
+        let mut out = Events::new();
         ChunkWriter::new("m", false).usage(&mut out, &usage);
         assert!(out.is_empty());
         ChunkWriter::new("m", true).usage(&mut out, &usage);

@@ -4,6 +4,57 @@
 //! split across reads. [`SseDecoder`] buffers the unfinished line and yields whole events
 //! (`event:` name and joined `data:` lines) as soon as their terminating blank line arrives.
 //! Lines may end in `\n`, `\r\n` or `\r` (the SSE specification allows all three).
+//! [`SseTranslator`] is the stream decoder of every translating protocol: it decodes the
+//! upstream's events and hands each to that protocol's [`EventTranslator`].
+
+use bytes::Bytes;
+
+use crate::metrics::Usage;
+use crate::providers::protocol::{Events, StreamDecoder, UpstreamFailure};
+
+/// Turns one upstream's SSE events into OpenAI SSE events, one event at a time.
+pub trait EventTranslator: Send {
+    /// One complete upstream event; push the OpenAI events it makes to `out`.
+    fn on_event(&mut self, event: &SseEvent, out: &mut Events) -> Result<(), UpstreamFailure>;
+    /// The upstream ended after its last event: push the final events, or fail a stream that
+    /// was cut short.
+    fn on_end(&mut self, out: &mut Events) -> Result<(), UpstreamFailure>;
+    /// The usage the upstream reported so far.
+    fn usage(&self) -> Option<Usage>;
+}
+
+/// The stream decoder of a translating protocol: SSE decoding, then its [`EventTranslator`].
+#[derive(Debug, Default)]
+pub struct SseTranslator<T> {
+    sse: SseDecoder,
+    events: T,
+}
+
+impl<T: EventTranslator> SseTranslator<T> {
+    pub fn new(events: T) -> Self {
+        SseTranslator {
+            sse: SseDecoder::new(),
+            events,
+        }
+    }
+}
+
+impl<T: EventTranslator> StreamDecoder for SseTranslator<T> {
+    fn feed(&mut self, chunk: Bytes, out: &mut Events) -> Result<(), UpstreamFailure> {
+        let events = &mut self.events;
+        self.sse.feed(&chunk, |event| events.on_event(&event, out))
+    }
+
+    fn finish(&mut self, out: &mut Events) -> Result<(), UpstreamFailure> {
+        let events = &mut self.events;
+        self.sse.finish(|event| events.on_event(&event, out))?;
+        events.on_end(out)
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.events.usage()
+    }
+}
 
 /// One complete SSE event.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

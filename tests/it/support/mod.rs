@@ -46,6 +46,11 @@ pub enum Behavior {
         content_type: &'static str,
         chunks: Vec<Vec<u8>>,
     },
+    /// Answer 200 with these bytes, in these pieces, then break the connection.
+    RawCut {
+        content_type: &'static str,
+        chunks: Vec<Vec<u8>>,
+    },
 }
 
 /// One request the mock received.
@@ -245,6 +250,24 @@ async fn handle(
                 .status(status)
                 .header("content-type", content_type)
                 .body(StreamBody::new(pieces).boxed_unsync())
+                .unwrap())
+        }
+        Behavior::RawCut {
+            content_type,
+            chunks,
+        } => {
+            let pieces = chunks
+                .into_iter()
+                .map(|c| Ok::<_, BoxError>(Frame::data(Bytes::from(c))));
+            // Let what was sent reach the peer before the connection breaks.
+            let cut = futures_util::stream::once(async {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Err::<Frame<Bytes>, BoxError>("cut".into())
+            });
+            let body = futures_util::StreamExt::chain(futures_util::stream::iter(pieces), cut);
+            Ok(http::Response::builder()
+                .header("content-type", content_type)
+                .body(StreamBody::new(body).boxed_unsync())
                 .unwrap())
         }
         Behavior::Hang => {

@@ -1,10 +1,109 @@
-//! Server-sent-event framing for pass-through streams.
+//! Pass-through streams: OpenAI SSE forwarded to the client byte for byte.
 //!
-//! Bytes are forwarded without being parsed or re-serialised; the framer only holds back
+//! Bytes are forwarded without being parsed or re-serialised; the [`Framer`] only holds back
 //! the tail of an event that has not fully arrived, so that the client never receives half
-//! an event and a failure mid-stream can be reported as a clean error event.
+//! an event and a failure mid-stream can be reported as a clean error event. Only an event
+//! that mentions `usage` is read, for its counts (and removed when ClawGate asked for it on
+//! the client's behalf).
 
 use bytes::{Bytes, BytesMut};
+
+use super::response::error_detail;
+use crate::metrics::{usage, Usage};
+use crate::providers::protocol::{Events, FailureKind, StreamDecoder, UpstreamFailure};
+
+/// Decodes a pass-through stream: frames it, reads its usage, and fails a stream that begins
+/// with an error or breaks off inside an event.
+#[derive(Debug, Default)]
+pub struct PassThrough {
+    framer: Framer,
+    /// Remove the usage-only chunk ClawGate asked for on the client's behalf (after reading it).
+    strip_usage: bool,
+    usage: Option<Usage>,
+    saw_done: bool,
+    /// Events went out to the client.
+    forwarded: bool,
+}
+
+impl PassThrough {
+    pub fn new(strip_usage: bool) -> Self {
+        PassThrough {
+            strip_usage,
+            ..Default::default()
+        }
+    }
+
+    fn emit(&mut self, mut events: Bytes, out: &mut Events) -> Result<(), UpstreamFailure> {
+        if !self.forwarded {
+            // Some providers answer 200 and then an error object as the very first event.
+            if let Some(data) = first_data(&events).filter(|d| d.starts_with(b"{\"error\"")) {
+                let error = error_detail(data).unwrap_or_else(|| "unknown error".into());
+                return Err(UpstreamFailure::of(
+                    FailureKind::Malformed,
+                    format!("stream began with an error: {error}"),
+                ));
+            }
+        }
+        if !self.saw_done && contains_done(&events) {
+            self.saw_done = true;
+        }
+        if memchr::memmem::find(&events, b"\"usage\"").is_some() {
+            self.read_usage(&events);
+            if self.strip_usage {
+                events = without_usage_chunks(events);
+                if events.is_empty() {
+                    return Ok(());
+                }
+            }
+        }
+        self.forwarded = true;
+        out.push_back(events);
+        Ok(())
+    }
+
+    fn read_usage(&mut self, events: &[u8]) {
+        for line in events.split(|&b| b == b'\n') {
+            let Some(data) = line.strip_prefix(b"data:") else {
+                continue;
+            };
+            let data = data.strip_prefix(b" ").unwrap_or(data);
+            let data = data.strip_suffix(b"\r").unwrap_or(data);
+            if let Some(u) = usage::from_sse_event(data) {
+                self.usage = Some(u);
+            }
+        }
+    }
+}
+
+impl StreamDecoder for PassThrough {
+    fn feed(&mut self, chunk: Bytes, out: &mut Events) -> Result<(), UpstreamFailure> {
+        match self.framer.push(chunk) {
+            Some(events) => self.emit(events, out),
+            None => Ok(()),
+        }
+    }
+
+    fn finish(&mut self, out: &mut Events) -> Result<(), UpstreamFailure> {
+        let rest = self.framer.take_rest();
+        if self.forwarded && !rest.is_empty() && !self.saw_done {
+            return Err(UpstreamFailure::of(
+                FailureKind::Stream,
+                "stream ended in the middle of an event",
+            ));
+        }
+        if rest.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        // A last event without its blank line: complete it rather than drop it.
+        let mut v = rest.to_vec();
+        v.extend_from_slice(b"\n\n");
+        self.emit(Bytes::from(v), out)
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+}
 
 /// Splits a byte stream at event boundaries (a blank line).
 #[derive(Debug, Default)]
@@ -111,59 +210,4 @@ fn is_usage_only(data: &[u8]) -> bool {
 pub fn contains_done(events: &[u8]) -> bool {
     memchr::memmem::find(events, b"data: [DONE]").is_some()
         || memchr::memmem::find(events, b"data:[DONE]").is_some()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn events_are_released_whole_whatever_the_chunking() {
-        let stream = b"data: {\"a\":1}\n\ndata: {\"b\":2}\r\n\r\n: keep-alive\n\ndata: [DONE]\n\n";
-        for size in 1..stream.len() {
-            let mut framer = Framer::default();
-            let mut out = Vec::new();
-            for chunk in stream.chunks(size) {
-                if let Some(events) = framer.push(Bytes::copy_from_slice(chunk)) {
-                    assert!(
-                        events.ends_with(b"\n\n") || events.ends_with(b"\r\n\r\n"),
-                        "size {size}"
-                    );
-                    out.extend_from_slice(&events);
-                }
-            }
-            assert_eq!(out, stream, "size {size}");
-            assert!(framer.pending().is_empty());
-        }
-    }
-
-    #[test]
-    fn aligned_chunks_are_forwarded_without_copy() {
-        let mut framer = Framer::default();
-        let chunk = Bytes::from_static(b"data: x\n\n");
-        let out = framer.push(chunk.clone()).unwrap();
-        assert_eq!(out.as_ptr(), chunk.as_ptr());
-    }
-
-    #[test]
-    fn usage_only_chunks_are_removed_and_nothing_else() {
-        let events = Bytes::from_static(b"data: {\"choices\":[{\"delta\":{}}],\"usage\":null}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":1}}\n\ndata: [DONE]\n\n");
-        let out = without_usage_chunks(events);
-        assert_eq!(
-            &out[..],
-            b"data: {\"choices\":[{\"delta\":{}}],\"usage\":null}\n\ndata: [DONE]\n\n"
-        );
-        let plain = Bytes::from_static(b"data: {\"choices\":[]}\n\n");
-        assert_eq!(without_usage_chunks(plain.clone()).as_ptr(), plain.as_ptr());
-    }
-
-    #[test]
-    fn first_data_and_done_are_found() {
-        assert_eq!(
-            first_data(b": ping\n\ndata: {\"error\":1}\n\n"),
-            Some(&b"{\"error\":1}"[..])
-        );
-        assert!(contains_done(b"data: {}\n\ndata: [DONE]\n\n"));
-        assert!(!contains_done(b"data: {}\n\n"));
-    }
 }
