@@ -8,6 +8,7 @@ pub mod app;
 pub mod classifier;
 pub mod cli;
 pub mod config;
+pub mod ingress;
 pub mod metrics;
 pub mod providers;
 pub mod reload;

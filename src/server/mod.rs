@@ -1,10 +1,10 @@
-//! The HTTP surface: warp routes for the API, served by a hyper connection loop that adds
-//! what warp's own server does not offer (TCP_NODELAY, streamed bodies, bounded graceful
-//! shutdown, the peer address for loopback-only endpoints).
+//! The HTTP surface: a hyper connection loop (TCP_NODELAY, a serving thread per core, bounded
+//! graceful shutdown) that answers the client APIs itself ([`crate::ingress::api_for_path`]:
+//! streamed bodies pass straight through) and hands every other path to warp's routes (models,
+//! health, stats, dashboard, admin).
 
 pub mod chat;
 pub mod error;
-mod handoff;
 mod info;
 mod observe;
 mod trim;
@@ -27,12 +27,31 @@ use tokio::sync::{mpsc, oneshot};
 use tower_service::Service;
 use warp::Filter;
 
+use crate::ingress::{self, Api};
 pub use crate::state::{AppState, ConfigStatus, RulesStatus, Snapshot};
 use error::ApiError;
-use handoff::StreamHandoff;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type ResponseBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// A response body: whole, or a stream sent chunk by chunk as it arrives.
+pub type ResponseBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// A whole body.
+pub fn full(body: Bytes) -> ResponseBody {
+    http_body_util::Full::new(body)
+        .map_err(|e: Infallible| match e {})
+        .boxed_unsync()
+}
+
+/// A streamed body, each item sent as it comes, without copying.
+pub fn streamed(
+    stream: impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+) -> ResponseBody {
+    let frames = stream
+        .map_ok(Frame::data)
+        .map_err(|e| Box::new(e) as BoxError);
+    StreamBody::new(frames).boxed_unsync()
+}
 
 /// How long a client may take to send its request body.
 const BODY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -50,19 +69,6 @@ pub fn routes(
         let state = Arc::clone(&state);
         warp::any().map(move || Arc::clone(&state))
     };
-
-    let chat_path = warp::path!("v1" / "chat" / "completions")
-        .or(warp::path!("chat" / "completions"))
-        .unify();
-    // `serve` answers POST itself before warp (see `chat_completion`); through warp, this route
-    // gives other methods their 405 and serves POST wherever `routes` is mounted on its own.
-    let chat = chat_path
-        .and(warp::post())
-        .and(with_state.clone())
-        .and(warp::header::headers_cloned())
-        .and(warp::body::stream())
-        .then(chat_route)
-        .map(warp::reply::Reply::into_response);
 
     let models_path = warp::path!("v1" / "models")
         .or(warp::path!("models"))
@@ -112,8 +118,7 @@ pub fn routes(
         .and(with_state)
         .map(|state: Arc<AppState>| info::health(&state));
 
-    chat.or(models)
-        .unify()
+    models
         .or(health)
         .unify()
         .or(admin_reload)
@@ -176,15 +181,23 @@ async fn admin_reload(
     warp::reply::with_status(warp::reply::json(&report), status).into_response()
 }
 
+/// A request with the wrong method for its path.
+fn method_not_allowed(api: Api) -> ApiError {
+    ApiError::new(
+        http::StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request_error",
+        "method_not_allowed",
+        format!(
+            "method not allowed for this path ({}; /v1/models and /health take GET)",
+            api.method_hint()
+        ),
+    )
+}
+
 fn rejection_response(rejection: &warp::Rejection) -> warp::reply::Response {
     use warp::Reply;
     let e = if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        ApiError::new(
-            http::StatusCode::METHOD_NOT_ALLOWED,
-            "invalid_request_error",
-            "method_not_allowed",
-            "method not allowed for this path (chat completions take POST; /v1/models and /health take GET)",
-        )
+        method_not_allowed(Api::OpenAiChat)
     } else if rejection.is_not_found() {
         ApiError::not_found("this path")
     } else {
@@ -430,12 +443,15 @@ impl<F: RouteFilter> Shard<F> {
             // only while a request is being answered.
             async move {
                 // The hot path skips warp's filter chain (and its copy of the headers).
-                if is_chat_completion(&req) {
-                    return Ok::<_, Infallible>(Box::pin(chat_completion(state, req)).await);
+                if let Some(api) = ingress::api_for_path(req.uri().path()) {
+                    if req.method() != http::Method::POST {
+                        return Ok(method_not_allowed(api).into_response().map(full));
+                    }
+                    return Ok::<_, Infallible>(Box::pin(client_api(state, api, req)).await);
                 }
                 req.extensions_mut().insert(PeerAddr(peer));
                 let Ok(resp) = Box::pin(warp_service.call(req)).await;
-                Ok::<_, Infallible>(into_streaming(resp))
+                Ok::<_, Infallible>(boxed_body(resp))
             }
         });
         let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -467,65 +483,31 @@ impl<F: RouteFilter> Shard<F> {
     }
 }
 
-fn is_chat_completion(req: &http::Request<Incoming>) -> bool {
-    req.method() == http::Method::POST
-        && matches!(
-            req.uri().path(),
-            "/v1/chat/completions" | "/chat/completions"
-        )
-}
-
-/// `POST /v1/chat/completions`: authorize, read the body (bounded in size and time), answer.
-async fn chat_route<S, B, E>(
+/// A client API request: authorize, read the body (bounded in size and time), answer.
+async fn client_api(
     state: Arc<AppState>,
-    headers: http::HeaderMap,
-    body: S,
-) -> http::Response<Bytes>
-where
-    S: futures_util::Stream<Item = Result<B, E>> + Send,
-    B: bytes::Buf,
-    E: std::fmt::Display,
-{
-    if let Err(e) = chat::authorize(&state, &headers) {
-        return e.into_response();
-    }
-    let limit = state.snapshot.load().config.server.max_body_bytes();
-    match tokio::time::timeout(BODY_TIMEOUT, chat::read_body(&headers, body, limit)).await {
-        // Boxed: inline, the handler's state would sit next to the body reader's in this
-        // future (about 8 KB together, per request in flight); boxed, each takes its turn.
-        Ok(Ok(body)) => Box::pin(chat::handle(state, headers, body)).await,
-        Ok(Err(e)) => e.into_response(),
-        Err(_) => body_timeout().into_response(),
-    }
-}
-
-/// The chat completion route straight from hyper, without warp's filter chain.
-async fn chat_completion(
-    state: Arc<AppState>,
+    api: Api,
     req: http::Request<Incoming>,
 ) -> http::Response<ResponseBody> {
     let (parts, body) = req.into_parts();
+    let headers = parts.headers;
+    if let Err(e) = chat::authorize(&state, &headers) {
+        return e.into_response().map(full);
+    }
     let frames = http_body_util::BodyStream::new(body)
         .try_filter_map(|f| futures_util::future::ready(Ok(f.into_data().ok())));
-    let (mut parts, body) = chat_route(state, parts.headers, frames).await.into_parts();
-    let body = handoff(&mut parts).unwrap_or_else(|| {
-        http_body_util::Full::new(body)
-            .map_err(|e: Infallible| match e {})
-            .boxed_unsync()
-    });
-    http::Response::from_parts(parts, body)
-}
-
-/// A stream handed off by the chat handler, as the response body.
-fn handoff(parts: &mut http::response::Parts) -> Option<ResponseBody> {
-    let stream = parts
-        .extensions
-        .remove::<StreamHandoff>()
-        .and_then(|h| h.take())?;
-    let frames = stream
-        .map_ok(Frame::data)
-        .map_err(|e| Box::new(e) as BoxError);
-    Some(StreamBody::new(frames).boxed_unsync())
+    let limit = state.snapshot.load().config.server.max_body_bytes();
+    let body =
+        match tokio::time::timeout(BODY_TIMEOUT, chat::read_body(&headers, frames, limit)).await {
+            Ok(Ok(body)) => body,
+            Ok(Err(e)) => return e.into_response().map(full),
+            Err(_) => return body_timeout().into_response().map(full),
+        };
+    match api {
+        // Boxed: inline, the handler's state would sit next to the body reader's in this
+        // future (about 8 KB together, per request in flight); boxed, each takes its turn.
+        Api::OpenAiChat => Box::pin(chat::handle(state, headers, body)).await,
+    }
 }
 
 fn body_timeout() -> ApiError {
@@ -540,10 +522,7 @@ fn body_timeout() -> ApiError {
     )
 }
 
-/// Swap in a handed-off stream as the body, or box warp's body as it is.
-fn into_streaming(resp: warp::reply::Response) -> http::Response<ResponseBody> {
-    let (mut parts, body) = resp.into_parts();
-    let body = handoff(&mut parts)
-        .unwrap_or_else(|| body.map_err(|e| Box::new(e) as BoxError).boxed_unsync());
-    http::Response::from_parts(parts, body)
+/// warp's response with its body boxed.
+fn boxed_body(resp: warp::reply::Response) -> http::Response<ResponseBody> {
+    resp.map(|body| body.map_err(|e| Box::new(e) as BoxError).boxed_unsync())
 }

@@ -1,0 +1,84 @@
+//! Ingress, the first stage of a request: one module per client API.
+//!
+//! An ingress turns the bytes a client sent into an [`Inbound`]: which API it spoke, the
+//! parsed request the dispatcher sends on, and the routing view the rules read
+//! ([`crate::router::RouteView`], borrowed from that request). On the way back it shapes what
+//! the dispatcher brings (an OpenAI chat answer, whole or as SSE events) and ClawGate's own
+//! errors into that API's body, events and error envelope.
+//!
+//! Today one API is served, OpenAI chat completions ([`openai_chat`]), whose answers the
+//! backends already produce, so its way back is the identity and its error envelope is
+//! [`crate::server::error::ApiError`]'s. [`api_for_path`] is the one list of the paths each
+//! API answers on; the connection loop serves them and refuses other methods there.
+
+pub mod openai_chat;
+
+use http::HeaderMap;
+
+use crate::request::ChatRequest;
+use crate::router::RouteView;
+
+/// A client API ClawGate answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// `POST /v1/chat/completions`.
+    OpenAiChat,
+}
+
+impl Api {
+    /// Its name in logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Api::OpenAiChat => "openai-chat",
+        }
+    }
+
+    /// What a request to this API must be sent with, for a 405's message.
+    pub fn method_hint(self) -> &'static str {
+        match self {
+            Api::OpenAiChat => "chat completions take POST",
+        }
+    }
+}
+
+/// The paths each API answers on (`POST`).
+const PATHS: &[(&str, Api)] = &[
+    ("/v1/chat/completions", Api::OpenAiChat),
+    ("/chat/completions", Api::OpenAiChat),
+];
+
+/// The API a request path belongs to, if any.
+pub fn api_for_path(path: &str) -> Option<Api> {
+    PATHS.iter().find(|(p, _)| *p == path).map(|&(_, api)| api)
+}
+
+/// A client's request, parsed once by its ingress.
+#[derive(Debug)]
+pub struct Inbound<'a> {
+    pub api: Api,
+    /// The request in the form the dispatcher sends on (OpenAI chat, the gateway's hub form).
+    pub request: ChatRequest<'a>,
+}
+
+impl<'a> Inbound<'a> {
+    /// What the rules read of this request.
+    pub fn view(&'a self, headers: &'a HeaderMap) -> RouteView<'a> {
+        match self.api {
+            Api::OpenAiChat => RouteView::chat(&self.request, headers),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_api_path_is_recognised_and_nothing_else() {
+        assert_eq!(api_for_path("/v1/chat/completions"), Some(Api::OpenAiChat));
+        assert_eq!(api_for_path("/chat/completions"), Some(Api::OpenAiChat));
+        for other in ["/v1/models", "/v1/chat/completions/", "/health", "/"] {
+            assert_eq!(api_for_path(other), None, "{other}");
+        }
+    }
+}
