@@ -8,9 +8,10 @@
 //!
 //! Today one API is served, OpenAI chat completions ([`openai_chat`]), whose answers the
 //! backends already produce, so its way back is the identity and its error envelope is
-//! [`crate::server::error::ApiError`]'s. [`api_for_path`] is the one list of the paths each
+//! [`error::ApiError`]'s. [`api_for_path`] is the one list of the paths each
 //! API answers on; the connection loop serves them and refuses other methods there.
 
+pub mod error;
 pub mod openai_chat;
 
 use http::HeaderMap;

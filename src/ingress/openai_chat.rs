@@ -1,14 +1,14 @@
 //! The OpenAI chat-completions ingress: a request body in, checked and parsed once
 //! ([`parse`]); answers go back as the backends produce them (OpenAI `chat.completion` JSON or
 //! `chat.completion.chunk` SSE events), errors in OpenAI's envelope
-//! ([`crate::server::error::ApiError`]).
+//! ([`crate::ingress::error::ApiError`]).
 
 use http::header::{HeaderMap, CONTENT_TYPE};
 use http::StatusCode;
 
+use super::error::ApiError;
 use super::{Api, Inbound};
 use crate::request::ChatRequest;
-use crate::server::error::ApiError;
 
 /// Check the content type and parse the body.
 pub fn parse<'a>(headers: &HeaderMap, body: &'a [u8]) -> Result<Inbound<'a>, ApiError> {

@@ -8,7 +8,7 @@
 //! is its [`Protocol`](super::protocol::Protocol)'s business, pass-through included.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -19,7 +19,7 @@ use http_body_util::BodyExt;
 use super::health::Admission;
 use super::protocol::{FailureKind, UpstreamFailure};
 use super::relay::EventStream;
-use super::transport::{root_cause, BoxError, SendError, UpstreamBody};
+use super::transport::{root_cause, secs, BoxError, SendError, UpstreamBody};
 use super::{Provider, UpstreamRequest};
 use crate::metrics::Usage;
 use crate::request::{ChatRequest, InvalidRequest};
@@ -240,16 +240,6 @@ async fn exchange(
             FailureKind::Timeout,
             format!("no {what} within {}s", secs(deadline)),
         )),
-    }
-}
-
-/// Whole seconds without a fraction, else one decimal.
-pub(super) fn secs(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if s.fract() == 0.0 {
-        format!("{s:.0}")
-    } else {
-        format!("{s:.1}")
     }
 }
 

@@ -222,15 +222,8 @@ impl ProviderSet {
     /// The providers to try for a decision: its targets, then the fallback chain, loaded
     /// providers only, each once.
     pub fn chain(&self, decision: &Decision) -> Vec<Arc<Provider>> {
-        let mut chain: Vec<Arc<Provider>> =
-            Vec::with_capacity(decision.targets.len() + self.fallback_chain.len());
-        let targets = decision.targets.iter().filter_map(|id| self.get(id));
-        for p in targets.chain(self.fallback_chain.iter()) {
-            if !chain.iter().any(|c| Arc::ptr_eq(c, p)) {
-                chain.push(Arc::clone(p));
-            }
-        }
-        chain
+        let fallback = self.fallback_chain.iter().map(|p| &*p.id);
+        decision.chain_with(fallback, |id| self.get(id).cloned())
     }
 }
 

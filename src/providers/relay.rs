@@ -12,9 +12,8 @@ use bytes::Bytes;
 use futures_util::stream::{BoxStream, Stream, StreamExt};
 use tokio::time::Sleep;
 
-use super::dispatch::secs;
 use super::protocol::{Events, FailureKind, StreamDecoder, UpstreamFailure};
-use super::transport::{root_cause, BoxError};
+use super::transport::{root_cause, secs, BoxError};
 use super::Provider;
 use crate::metrics::Usage;
 

@@ -209,6 +209,16 @@ fn proxy_applies(base_url: &str) -> bool {
 /// use, so unused slots cost a few bytes); threads beyond it share.
 const MAX_SLOTS: usize = 64;
 
+/// Whole seconds without a fraction, else one decimal.
+pub(super) fn secs(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{s:.0}")
+    } else {
+        format!("{s:.1}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -98,24 +98,39 @@ impl Decision {
         }
     }
 
-    /// `targets ++ fallback_chain`, without duplicates, keeping only providers `is_loaded` accepts.
+    /// The providers to try, in order: the decision's targets, then `fallback`, each id once,
+    /// keeping what `get` finds (the loaded ones). The one way a chain is formed: the
+    /// dispatcher's ([`crate::providers::ProviderSet::chain`]) and the offline commands' (ids,
+    /// [`Decision::chain`]) both come from here.
+    pub fn chain_with<'a, T, F>(&'a self, fallback: F, get: impl Fn(&'a str) -> Option<T>) -> Vec<T>
+    where
+        F: Iterator<Item = &'a str> + Clone,
+    {
+        let ids = self.targets.iter().map(|t| t.as_ref()).chain(fallback);
+        let mut out = Vec::with_capacity(ids.size_hint().0);
+        for (i, id) in ids.clone().enumerate() {
+            // A repeat is dropped whether or not its first place was loaded: the answer for
+            // an id is the same both times.
+            if ids.clone().take(i).any(|earlier| earlier == id) {
+                continue;
+            }
+            if let Some(x) = get(id) {
+                out.push(x);
+            }
+        }
+        out
+    }
+
+    /// `targets ++ fallback_chain` as ids, without duplicates, keeping only providers
+    /// `is_loaded` accepts.
     pub fn chain<'a>(
         &'a self,
         fallback_chain: &'a [String],
         is_loaded: impl Fn(&str) -> bool,
     ) -> Vec<&'a str> {
-        let mut out: Vec<&str> = Vec::new();
-        for id in self
-            .targets
-            .iter()
-            .map(|t| t.as_ref())
-            .chain(fallback_chain.iter().map(String::as_str))
-        {
-            if is_loaded(id) && !out.contains(&id) {
-                out.push(id);
-            }
-        }
-        out
+        self.chain_with(fallback_chain.iter().map(String::as_str), |id| {
+            is_loaded(id).then_some(id)
+        })
     }
 }
 
@@ -250,5 +265,26 @@ impl RouteTable {
     /// The `default` route's targets, if the rules have one.
     pub fn default_targets(&self) -> Option<&[Arc<str>]> {
         self.default.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chain_is_the_targets_then_the_fallback_chain_each_loaded_provider_once() {
+        let d = Decision {
+            layer: Layer::Heuristic,
+            rule: Arc::from("r"),
+            targets: ["b", "gone", "a", "b"].map(Arc::from).to_vec(),
+        };
+        let fallback = ["a", "c", "gone", "d", "c"].map(String::from);
+        let loaded = |id: &str| id != "gone";
+        assert_eq!(d.chain(&fallback, loaded), ["b", "a", "c", "d"]);
+        let upper = d.chain_with(fallback.iter().map(String::as_str), |id| {
+            loaded(id).then(|| id.to_uppercase())
+        });
+        assert_eq!(upper, ["B", "A", "C", "D"]);
     }
 }

@@ -12,10 +12,10 @@ use http::header::{
 };
 use http::{Response, StatusCode};
 
-use super::error::ApiError;
 use super::observe::ObservedStream;
 use super::{full, streamed, ResponseBody};
 use crate::classifier::Asker;
+use crate::ingress::error::ApiError;
 use crate::ingress::openai_chat;
 use crate::metrics::{usage, AttemptRecord, RequestEvent};
 use crate::providers::dispatch::{dispatch, Attempt, Outcome, Reply, ReplyBody};

@@ -97,7 +97,7 @@ fn query_param(query: &str, key: &str) -> Option<String> {
 }
 
 fn bad_query(message: String, param: &str) -> Response {
-    super::error::ApiError::invalid("invalid_query", message)
+    crate::ingress::error::ApiError::invalid("invalid_query", message)
         .with_param(param)
         .into_response()
         .into_response()
@@ -132,7 +132,7 @@ where
 }
 
 fn internal(message: String) -> Response {
-    super::error::ApiError::new(
+    crate::ingress::error::ApiError::new(
         http::StatusCode::INTERNAL_SERVER_ERROR,
         "server_error",
         "internal_error",

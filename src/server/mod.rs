@@ -4,7 +4,6 @@
 //! health, stats, dashboard, admin).
 
 pub mod chat;
-pub mod error;
 mod info;
 mod observe;
 mod trim;
@@ -27,9 +26,9 @@ use tokio::sync::{mpsc, oneshot};
 use tower_service::Service;
 use warp::Filter;
 
+use crate::ingress::error::ApiError;
 use crate::ingress::{self, Api};
 pub use crate::state::{AppState, ConfigStatus, RulesStatus, Snapshot};
-use error::ApiError;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
