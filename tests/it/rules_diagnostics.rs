@@ -1,29 +1,11 @@
 //! How `clawgate check` renders diagnostics, snapshotted: a change in wording or layout is a
 //! reviewed diff (`cargo insta review`, or `INSTA_UPDATE=always` then read the .snap files).
 
-use clawgate::rules::{self, Providers, Report, SourceMap};
+use crate::support::stock_providers;
+use clawgate::rules::{self, Report, SourceMap};
 
 fn report(files: &[(&str, &str)]) -> Report {
-    let providers = Providers {
-        defined: [
-            "deepseek-chat",
-            "deepseek-reasoner",
-            "gemini-flash-lite",
-            "gemini-flash",
-            "openrouter-fallback",
-        ]
-        .map(String::from)
-        .to_vec(),
-        loaded: [
-            "deepseek-chat",
-            "deepseek-reasoner",
-            "gemini-flash-lite",
-            "gemini-flash",
-        ]
-        .map(String::from)
-        .to_vec(),
-        ..Providers::default()
-    };
+    let providers = stock_providers();
     let mut sources = SourceMap::new();
     let ids: Vec<_> = files
         .iter()

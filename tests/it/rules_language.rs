@@ -1,33 +1,10 @@
 //! The rule language, table-driven: what `clawgate check` reports for a source (code and
 //! position), and how compiled rules decide requests.
 
+use crate::support::{header_map, stock_providers as providers};
 use clawgate::request::ChatRequest;
 use clawgate::router::{Layer, RouteTable};
-use clawgate::rules::{self, Providers, SourceMap};
-
-/// Providers as a config with only OpenRouter's key missing would define them.
-fn providers() -> Providers {
-    Providers {
-        defined: [
-            "deepseek-chat",
-            "deepseek-reasoner",
-            "gemini-flash-lite",
-            "gemini-flash",
-            "openrouter-fallback",
-        ]
-        .map(String::from)
-        .to_vec(),
-        loaded: [
-            "deepseek-chat",
-            "deepseek-reasoner",
-            "gemini-flash-lite",
-            "gemini-flash",
-        ]
-        .map(String::from)
-        .to_vec(),
-        ..Providers::default()
-    }
-}
+use clawgate::rules::{self, SourceMap};
 
 /// `code@line:col` of every diagnostic for `src` (a `default` is added unless `src` has one).
 fn diagnostics(src: &str) -> Vec<String> {
@@ -162,14 +139,7 @@ fn table(src: &str) -> RouteTable {
 fn decide(t: &RouteTable, body: serde_json::Value, headers: &[(&str, &str)]) -> String {
     let bytes = serde_json::to_vec(&body).unwrap();
     let req = ChatRequest::parse(&bytes).unwrap();
-    let mut map = http::HeaderMap::new();
-    for (k, v) in headers {
-        map.insert(
-            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-            v.parse().unwrap(),
-        );
-    }
-    t.decide(&req, &map).rule.to_string()
+    t.decide(&req, &header_map(headers)).rule.to_string()
 }
 
 fn user(text: &str) -> serde_json::Value {

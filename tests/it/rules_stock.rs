@@ -38,14 +38,7 @@ fn route(
 ) -> (String, &'static str, String) {
     let bytes = serde_json::to_vec(&body).unwrap();
     let req = ChatRequest::parse(&bytes).unwrap();
-    let mut map = http::HeaderMap::new();
-    for (k, v) in headers {
-        map.insert(
-            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-            v.parse().unwrap(),
-        );
-    }
-    let d = t.decide(&req, &map);
+    let d = t.decide(&req, &crate::support::header_map(headers));
     let chain: Vec<String> = FALLBACK_CHAIN.iter().map(|s| s.to_string()).collect();
     let provider = d
         .chain(&chain, |_| true)

@@ -121,17 +121,18 @@ fn recover_layer(
         return resync(src, start, false);
     }
     pos = skip_trivia(src, after_name + 1);
+    let unclosed = || {
+        Diagnostic::error(
+            codes::SYNTAX,
+            format!("layer `{}` is not closed", name.name),
+            Some(name.span),
+        )
+        .with_help("add `}` after its last rule")
+    };
     let mut rules = Vec::new();
     loop {
         if pos >= src.len() {
-            errs.push(
-                Diagnostic::error(
-                    codes::SYNTAX,
-                    format!("layer `{}` is not closed", name.name),
-                    Some(name.span),
-                )
-                .with_help("add `}` after its last rule"),
-            );
+            errs.push(unclosed());
             break;
         }
         let rest = &src[pos..];
@@ -154,14 +155,7 @@ fn recover_layer(
                 }
             },
             "layer" | "keywords" | "default" => {
-                errs.push(
-                    Diagnostic::error(
-                        codes::SYNTAX,
-                        format!("layer `{}` is not closed", name.name),
-                        Some(name.span),
-                    )
-                    .with_help("add `}` after its last rule"),
-                );
+                errs.push(unclosed());
                 break;
             }
             _ => {

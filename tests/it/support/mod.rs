@@ -606,3 +606,39 @@ pub fn openclaw_body(name: &str) -> Value {
     .unwrap();
     v.get("body").cloned().unwrap_or(v)
 }
+
+/// The stock providers as a config with only OpenRouter's key missing would define them.
+pub fn stock_providers() -> clawgate::rules::Providers {
+    clawgate::rules::Providers {
+        defined: [
+            "deepseek-chat",
+            "deepseek-reasoner",
+            "gemini-flash-lite",
+            "gemini-flash",
+            "openrouter-fallback",
+        ]
+        .map(String::from)
+        .to_vec(),
+        loaded: [
+            "deepseek-chat",
+            "deepseek-reasoner",
+            "gemini-flash-lite",
+            "gemini-flash",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..clawgate::rules::Providers::default()
+    }
+}
+
+/// A header map from name/value pairs.
+pub fn header_map(pairs: &[(&str, &str)]) -> http::HeaderMap {
+    let mut map = http::HeaderMap::new();
+    for (k, v) in pairs {
+        map.insert(
+            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    map
+}
