@@ -1,8 +1,10 @@
 //! ClawGate: a local, OpenAI-compatible LLM router.
 //!
-//! A request flows: [`server`] (HTTP, validation) → [`request`] (parsed once) →
-//! [`router`] (a [`router::Decision`] from the compiled rules) → [`providers`] (dispatch with
-//! fallback and health) → back to the client, streamed byte for byte where possible.
+//! A request passes three stages (ARCHITECTURE.md): [`ingress`] (the client's API → a parsed
+//! [`request`] and its [`router::RouteView`]) → [`router`] (one walk over the rules
+//! [`rules`] compiled → a [`router::Decision`]) → [`providers`] (dispatch with fallback and
+//! health) → back to the client, streamed byte for byte where possible. [`server`] carries
+//! them over HTTP; [`state`] is what a request reads and a [`reload`] replaces.
 
 pub mod app;
 pub mod classifier;

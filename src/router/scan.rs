@@ -1,5 +1,5 @@
 //! The literal scanner: one pass over a case-folded text finds which of a field's literals
-//! occur, and which occur as whole words, as a bit set ([`occurs`] reads it).
+//! occur, and which occur as whole words, as a bit set (`occurs` reads it).
 
 use aho_corasick::automaton::{Automaton, StateID};
 use aho_corasick::dfa::DFA;

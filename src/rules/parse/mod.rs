@@ -1,7 +1,7 @@
 //! Source text → [`RulesFile`] (the typed AST), using the pest grammar in `grammar/rules.pest`.
 //!
 //! A file that parses is converted to the AST in one pass (here). A file that does not is
-//! handed to [`recover`], which parses it again item by item and reports every syntax error.
+//! handed to `recover`, which parses it again item by item and reports every syntax error.
 
 use pest::iterators::Pair;
 use pest::Parser as _;
