@@ -78,6 +78,7 @@ impl<'t, 'r> Features<'t, 'r> {
 
     /// Whether a rule matches: skipped on a bit test when the field its literals live in is
     /// already scanned and none of them occurred, otherwise its program is run.
+    #[inline]
     pub fn matches(&mut self, rule: &CompiledRule) -> bool {
         let table = self.table;
         if let Some(need) = &rule.need {
@@ -99,6 +100,7 @@ impl<'t, 'r> Features<'t, 'r> {
     }
 
     /// Run a rule's program.
+    #[inline]
     pub fn run(&mut self, prog: &[Instr]) -> bool {
         let mut acc = true;
         let mut pc = 0;

@@ -141,12 +141,35 @@ impl<'a> Router<'a> {
         classify: &C,
         trace: &mut T,
     ) -> Routed {
-        let routed = |decision, classifier| Routed {
-            decision,
-            classifier,
+        match self.start(view, trace) {
+            Walk::Decided(routed) => routed,
+            Walk::Classify { features, text } => {
+                let answer = classify.classify(&text).await;
+                self.finish(features, answer, trace)
+            }
+        }
+    }
+
+    /// [`route`](Self::route) without asking the classifier: a request that reaches it takes
+    /// the route for no answer.
+    pub fn route_now<T: Trace>(&self, view: RouteView<'_>, trace: &mut T) -> Routed {
+        match self.start(view, trace) {
+            Walk::Decided(routed) => routed,
+            Walk::Classify { features, .. } => self.finish(features, Answer::NotAsked, trace),
+        }
+    }
+
+    /// The walk up to the classifier: a decision, or the request's features and the text to
+    /// classify.
+    fn start<'v, T: Trace>(&self, view: RouteView<'v>, trace: &mut T) -> Walk<'a, 'v> {
+        let decided = |decision, classifier| {
+            Walk::Decided(Routed {
+                decision,
+                classifier,
+            })
         };
         if let Some(id) = (self.provider)(view.model) {
-            return routed(Decision::direct(id), ClassifierUse::NotReached);
+            return decided(Decision::direct(id), ClassifierUse::NotReached);
         }
         let table = self.table;
         let cfg = self.classifier;
@@ -158,30 +181,43 @@ impl<'a> Router<'a> {
         };
         let (before, classifier_rules) = table.rules.split_at(split);
         if let Some(rule) = walk(&mut features, before, trace) {
-            return routed(rule.decision(), ClassifierUse::NotReached);
+            return decided(rule.decision(), ClassifierUse::NotReached);
         }
         if !cfg.enabled {
-            return routed(table.default_decision(), ClassifierUse::NotReached);
+            return decided(table.default_decision(), ClassifierUse::NotReached);
         }
         let text = view.last_user();
-        let has_rules = !classifier_rules.is_empty();
         let skipped = if text.trim().is_empty() {
             Some(NOTHING_TO_CLASSIFY)
-        } else if !has_rules && cfg.category_routing.is_empty() {
+        } else if classifier_rules.is_empty() && cfg.category_routing.is_empty() {
             Some(NOTHING_ROUTES_ON_IT)
         } else {
             None
         };
-        if let Some(why) = skipped {
+        match skipped {
             // Nothing to classify: classifier rules still run, with `label` empty.
-            let decision = walk(&mut features, classifier_rules, trace)
-                .map_or_else(|| table.default_decision(), CompiledRule::decision);
-            return routed(decision, ClassifierUse::Skipped(why));
+            Some(why) => {
+                let decision = walk(&mut features, classifier_rules, trace)
+                    .map_or_else(|| table.default_decision(), CompiledRule::decision);
+                decided(decision, ClassifierUse::Skipped(why))
+            }
+            None => Walk::Classify { features, text },
         }
-        let answer = classify.classify(&text).await;
+    }
+
+    /// The walk after the classifier answered.
+    fn finish<T: Trace>(
+        &self,
+        mut features: Features<'a, '_>,
+        answer: Answer,
+        trace: &mut T,
+    ) -> Routed {
+        let table = self.table;
+        let cfg = self.classifier;
         trace.classifier(&cfg.provider, &answer);
+        let classifier_rules = &table.rules[table.classifier_start()..];
         let decided = match &answer {
-            Answer::Label(label) if has_rules => {
+            Answer::Label(label) if !classifier_rules.is_empty() => {
                 features.set_label(Arc::clone(label));
                 walk(&mut features, classifier_rules, trace).map(CompiledRule::decision)
             }
@@ -198,24 +234,21 @@ impl<'a> Router<'a> {
                 })
             }
         };
-        let decision = decided.unwrap_or_else(|| table.default_decision());
-        routed(decision, ClassifierUse::Asked(answer))
-    }
-
-    /// [`route`](Self::route) without asking the classifier (a request that reaches it takes
-    /// the route for no answer): nothing to wait for, so it returns at once.
-    pub fn route_now<T: Trace>(&self, view: RouteView<'_>, trace: &mut T) -> Routed {
-        let fut = std::pin::pin!(self.route(view, &NoClassifier, trace));
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        match fut.poll(&mut cx) {
-            std::task::Poll::Ready(routed) => routed,
-            // NoClassifier's answer is ready at once, and nothing else in the walk waits.
-            std::task::Poll::Pending => Routed {
-                decision: self.table.default_decision(),
-                classifier: ClassifierUse::NotReached,
-            },
+        Routed {
+            decision: decided.unwrap_or_else(|| table.default_decision()),
+            classifier: ClassifierUse::Asked(answer),
         }
     }
+}
+
+/// Where [`Router::start`] stopped.
+enum Walk<'t, 'v> {
+    Decided(Routed),
+    /// The request reached the classifier with something to classify.
+    Classify {
+        features: Features<'t, 'v>,
+        text: std::borrow::Cow<'v, str>,
+    },
 }
 
 /// The first of `rules` that matches, telling `trace` about each one tried.
