@@ -106,8 +106,10 @@ pub fn category_rule(label: &str) -> String {
 /// The rule name of decisions sent to `fallback_on_timeout`.
 pub const FALLBACK_RULE: &str = "classifier-fallback";
 
-/// Why a request that reached the classifier layer was not classified.
+/// Why a request that reached the classifier layer was not classified: no message.
 pub const NOTHING_TO_CLASSIFY: &str = "not asked: the request has no user message to classify";
+/// Why a request that reached the classifier layer was not classified: no answer would
+/// change its route.
 pub const NOTHING_ROUTES_ON_IT: &str = "not asked: no classifier rules and no category_routing";
 
 /// A provider id for a requested model, when the model names a loaded provider.
