@@ -11,7 +11,7 @@ use super::ruletest::{self, Routing};
 use super::{Format, EXIT_CANNOT_RUN, EXIT_ERRORS, EXIT_OK};
 use crate::classifier::{Asker, Classifier};
 use crate::config::Config;
-use crate::request::ChatRequest;
+use crate::ingress::openai_chat;
 use crate::router::explain::Steps;
 use crate::router::route::{Answer, ClassifierUse};
 use crate::router::{Layer, RouteTable, RouteView, Routed, Router};
@@ -155,10 +155,6 @@ pub fn route_explain_cmd(
     };
     let (body, recorded_headers) = ruletest::split_recording(value);
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
-    let req = match ChatRequest::parse(&bytes) {
-        Ok(r) => r,
-        Err(e) => return cannot_run(out, format, &format!("invalid request: {}", e.message)),
-    };
     let mut headers = http::HeaderMap::new();
     for (k, v) in &recorded_headers {
         if let (Ok(n), Ok(v)) = (
@@ -168,8 +164,13 @@ pub fn route_explain_cmd(
             headers.insert(n, v);
         }
     }
+    // The same ingress as the server's: the body checked and parsed, its routing view.
+    let inbound = match openai_chat::parse(&headers, &bytes) {
+        Ok(i) => i,
+        Err(e) => return cannot_run(out, format, &format!("invalid request: {}", e.message)),
+    };
     let loaded: Vec<&str> = cfg.loaded_providers().map(|p| p.id.as_str()).collect();
-    let view = RouteView::chat(&req, &headers);
+    let view = inbound.view(&headers);
     let (routed, Steps(steps)) = match explain_route(&cfg, &table, &loaded, view, classify) {
         Ok(x) => x,
         Err(e) => return cannot_run(out, format, &e),
