@@ -133,6 +133,15 @@ pub fn build(
     }
     let syntax_errors: Vec<Diagnostic> = std::mem::take(&mut diagnostics);
     let mut all = check::check(&parsed, providers, sources);
+    // A literal the parser could not read stands in the AST as a placeholder (an oversized
+    // integer as 0): what the lints conclude from its value (never matches, never reached)
+    // would be about the placeholder, not the rule as written.
+    if syntax_errors
+        .iter()
+        .any(|d| d.code == diag::codes::INVALID_LITERAL)
+    {
+        all.retain(|d| d.code != diag::codes::NEVER_MATCHES && d.code != diag::codes::SHADOWED);
+    }
     all.extend(syntax_errors);
     all.sort_by_key(|d| match d.span {
         Some(s) => (0, s.file, s.start),

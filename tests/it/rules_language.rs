@@ -25,6 +25,25 @@ fn diagnostics(src: &str) -> Vec<String> {
         .collect()
 }
 
+/// A literal the parser cannot read is one error: not also an "empty keyword", and no
+/// warning drawn from the placeholder value (an oversized integer read as 0 made the default
+/// look unreachable).
+#[test]
+fn one_unreadable_literal_is_one_diagnostic() {
+    for (src, expected) in [
+        (
+            "keywords k { \"\\u{d800}\" }\nlayer static { rule a when score(k) >= 1 route deepseek-chat }",
+            "E011@1:14",
+        ),
+        (
+            r#"layer static { rule a when tokens > 99999999999999999999 route deepseek-chat }"#,
+            "E011@1:37",
+        ),
+    ] {
+        assert_eq!(diagnostics(src), [expected], "{src}");
+    }
+}
+
 #[test]
 fn check_reports_each_mistake_with_its_code_and_position() {
     #[rustfmt::skip]

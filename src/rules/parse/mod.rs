@@ -356,14 +356,19 @@ impl Cx<'_> {
                         .collect();
                     match u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
                         Some(ch) => out.push(ch),
-                        None => errs.push(
-                            Diagnostic::error(
-                                codes::INVALID_LITERAL,
-                                format!("`\\u{{{hex}}}` is not a valid character"),
-                                Some(span),
-                            )
-                            .with_help("use a Unicode scalar value, e.g. \\u{4e2d}"),
-                        ),
+                        None => {
+                            errs.push(
+                                Diagnostic::error(
+                                    codes::INVALID_LITERAL,
+                                    format!("`\\u{{{hex}}}` is not a valid character"),
+                                    Some(span),
+                                )
+                                .with_help("use a Unicode scalar value, e.g. \\u{4e2d}"),
+                            );
+                            // A stand-in, so that the one mistake is not reported again as
+                            // an empty literal.
+                            out.push(char::REPLACEMENT_CHARACTER);
+                        }
                     }
                 }
                 Some(other) => out.push(other),
