@@ -16,6 +16,7 @@ mod metrics_stats;
 mod metrics_store;
 mod proxy;
 mod reload;
+mod routing_corpus;
 mod rules_cmd;
 mod rules_diagnostics;
 mod rules_language;
