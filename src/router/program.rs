@@ -81,6 +81,11 @@ impl TextField {
 pub enum IntSource {
     /// Prompt size estimate: characters of all messages and tool definitions, divided by 4.
     Tokens,
+    /// Size estimate of what the person wrote last (`last_user`): characters divided by 4,
+    /// rounded up; 0 when empty.
+    LastUserTokens,
+    /// Number of user messages a person wrote (client-internal context messages not counted).
+    UserTurns,
     /// Number of messages.
     Messages,
     /// `max_completion_tokens` or `max_tokens`; 0 when absent.
@@ -98,6 +103,9 @@ pub enum BoolField {
     Images,
     /// The client asked for a stream.
     Stream,
+    /// The request continues a tool loop: its last message (client-internal context aside) is
+    /// a tool's result.
+    ToolLoop,
 }
 
 impl BoolField {
@@ -106,6 +114,7 @@ impl BoolField {
             BoolField::Tools => "tools",
             BoolField::Images => "images",
             BoolField::Stream => "stream",
+            BoolField::ToolLoop => "tool_loop",
         }
     }
 }

@@ -86,6 +86,24 @@ impl<'r> RouteView<'r> {
             .unwrap_or(Cow::Borrowed(""))
     }
 
+    /// How many user messages a person wrote (client-internal context messages not counted).
+    pub fn user_turns(&self) -> usize {
+        self.messages
+            .iter()
+            .filter(|m| m.role == Role::User && person_text(m).is_some())
+            .count()
+    }
+
+    /// Whether the request continues a tool loop: its last message, client-internal context
+    /// aside, is a tool's result (the model called a tool and now reads what it returned).
+    pub fn continues_tool_loop(&self) -> bool {
+        self.messages
+            .iter()
+            .rev()
+            .find(|m| !(m.role == Role::User && person_text(m).is_none()))
+            .is_some_and(|m| matches!(m.role, Role::Tool | Role::Function))
+    }
+
     /// Whether some message has an image part.
     pub fn has_image(&self) -> bool {
         self.messages.iter().any(|m| m.content.has_image())
@@ -169,7 +187,8 @@ fn join_space<'r>(mut texts: impl Iterator<Item = &'r str>) -> Cow<'r, str> {
     Cow::Owned(s)
 }
 
-fn count_chars(s: &str) -> usize {
+/// Characters in `s` (bytes when it is ASCII).
+pub fn count_chars(s: &str) -> usize {
     if s.is_ascii() {
         s.len()
     } else {

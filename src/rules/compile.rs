@@ -406,6 +406,8 @@ impl Builder<'_> {
     fn int_source(&mut self, i: &IntOperand) -> IntSource {
         match i {
             IntOperand::Tokens => IntSource::Tokens,
+            IntOperand::LastUserTokens => IntSource::LastUserTokens,
+            IntOperand::UserTurns => IntSource::UserTurns,
             IntOperand::Messages => IntSource::Messages,
             IntOperand::MaxTokens => IntSource::MaxTokens,
             IntOperand::Score { set, all_users } => {

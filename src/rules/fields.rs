@@ -15,9 +15,12 @@ pub const FIELD_NAMES: &[&str] = &[
     "system",
     "label",
     "tokens",
+    "last_user_tokens",
+    "user_turns",
     "messages",
     "max_tokens",
     "tools",
+    "tool_loop",
     "images",
     "stream",
     "header",
@@ -28,6 +31,8 @@ pub const FIELD_NAMES: &[&str] = &[
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum IntOperand {
     Tokens,
+    LastUserTokens,
+    UserTurns,
     Messages,
     MaxTokens,
     /// `score(set)` (over `last_user`) or `score(set, user)` (over all user messages).
@@ -41,6 +46,8 @@ impl IntOperand {
     pub fn display(&self) -> String {
         match self {
             IntOperand::Tokens => "tokens".into(),
+            IntOperand::LastUserTokens => "last_user_tokens".into(),
+            IntOperand::UserTurns => "user_turns".into(),
             IntOperand::Messages => "messages".into(),
             IntOperand::MaxTokens => "max_tokens".into(),
             IntOperand::Score {
@@ -91,11 +98,14 @@ pub fn resolve(op: &Operand, sets: &HashMap<String, Span>) -> Result<Resolved, D
             "system" => Ok(Resolved::Text(TextField::System)),
             "label" => Ok(Resolved::Text(TextField::Label)),
             "tokens" => Ok(Resolved::Int(IntOperand::Tokens)),
+            "last_user_tokens" => Ok(Resolved::Int(IntOperand::LastUserTokens)),
+            "user_turns" => Ok(Resolved::Int(IntOperand::UserTurns)),
             "messages" => Ok(Resolved::Int(IntOperand::Messages)),
             "max_tokens" => Ok(Resolved::Int(IntOperand::MaxTokens)),
             "tools" => Ok(Resolved::Bool(BoolField::Tools)),
             "images" => Ok(Resolved::Bool(BoolField::Images)),
             "stream" => Ok(Resolved::Bool(BoolField::Stream)),
+            "tool_loop" => Ok(Resolved::Bool(BoolField::ToolLoop)),
             "header" => {
                 Err(
                     Diagnostic::error(codes::TYPE, "`header` needs the header's name", Some(*span))

@@ -180,7 +180,9 @@ impl Cx<'_> {
         match src {
             // The estimate is at least 1, and a request has at least one message.
             IntOperand::Tokens | IntOperand::Messages => (1, u64::MAX),
-            IntOperand::MaxTokens => (0, u64::MAX),
+            IntOperand::MaxTokens | IntOperand::LastUserTokens | IntOperand::UserTurns => {
+                (0, u64::MAX)
+            }
             IntOperand::Score { set, .. } => (0, self.totals.get(set).copied().unwrap_or(0)),
         }
     }

@@ -280,6 +280,48 @@ fn text_fields_see_the_right_messages() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// The conversation fields: the size of what the person wrote last (not the 50 KB request
+/// around it), how many turns the person has written, and whether the request continues a
+/// tool loop; client-internal context (OpenClaw's last message) counts for none of them.
+#[test]
+fn conversation_fields_read_what_the_person_wrote_and_where_the_turn_stands() {
+    let internal = serde_json::json!({"role": "user", "content": [{"type": "text",
+        "text": "<<<BEGIN_OPENCLAW_INTERNAL_CONTEXT>>>\ndata\n<<<END_OPENCLAW_INTERNAL_CONTEXT>>>"}]});
+    let call = serde_json::json!({"role": "assistant", "content": null, "tool_calls": [{"id": "c1",
+        "type": "function", "function": {"name": "exec", "arguments": "{}"}}]});
+    let result = serde_json::json!({"role": "tool", "tool_call_id": "c1", "content": "ok"});
+    let user = |t: &str| serde_json::json!({"role": "user", "content": t});
+    #[rustfmt::skip]
+    let cases = [
+        ("last_user_tokens == 2",  serde_json::json!([user("abcdefg"), internal.clone()]), true),
+        ("last_user_tokens == 0",  serde_json::json!([{"role": "system", "content": "s"}]), true),
+        ("last_user_tokens == 1",  serde_json::json!([user("这是")]), true),
+        ("user_turns == 2",        serde_json::json!([user("a"), {"role": "assistant", "content": "b"}, user("c"), internal.clone()]), true),
+        ("user_turns == 0",        serde_json::json!([internal.clone()]), true),
+        ("tool_loop",              serde_json::json!([user("list files"), call.clone(), result.clone(), internal.clone()]), true),
+        ("tool_loop",              serde_json::json!([user("list files"), call, result, {"role": "assistant", "content": "done"}, user("thanks")]), false),
+        ("tool_loop",              serde_json::json!([user("hi")]), false),
+    ];
+    let mut failures = Vec::new();
+    for (cond, messages, want) in cases {
+        let t = table(&format!("layer static {{ rule hit when {cond} route deepseek-chat }}\ndefault route gemini-flash"));
+        let got = decide(
+            &t,
+            serde_json::json!({"model": "auto", "messages": messages}),
+            &[],
+        ) == "hit";
+        if got != want {
+            failures.push(format!("{cond} on {messages}: expected {want}, got {got}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // A real OpenClaw turn: 12 tools and a 50 KB system prompt around a few words.
+    let turn = crate::support::openclaw_body("turn-local-main");
+    let t = table("layer static { rule short when last_user_tokens < 100 and tokens > 5000 and user_turns == 1 and not tool_loop route deepseek-chat }\ndefault route gemini-flash");
+    assert_eq!(decide(&t, turn, &[]), "short");
+}
+
 #[test]
 fn model_and_header_equality_ignore_case() {
     let t = table(
