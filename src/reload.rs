@@ -275,7 +275,6 @@ impl Reloader {
     }
 }
 
-/// How long the rule files must stay unchanged before they are compiled.
 impl Reload for Reloader {
     /// Reload on a blocking thread (file I/O and compilation stay off the async runtime).
     fn reload(self: Arc<Self>, force: bool) -> BoxFuture<'static, ReloadReport> {
@@ -292,6 +291,7 @@ impl Reload for Reloader {
     }
 }
 
+/// How long the rule files must stay unchanged before they are compiled.
 const SETTLE: Duration = Duration::from_millis(20);
 
 /// Read the rule files until two reads agree, so that a file caught halfway through being
