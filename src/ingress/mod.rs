@@ -63,7 +63,7 @@ pub struct Inbound<'a> {
 
 impl<'a> Inbound<'a> {
     /// What the rules read of this request.
-    pub fn view(&'a self, headers: &'a HeaderMap) -> RouteView<'a> {
+    pub fn view<'s>(&'s self, headers: &'s HeaderMap) -> RouteView<'s> {
         match self.api {
             Api::OpenAiChat => RouteView::chat(&self.request, headers),
         }
