@@ -12,7 +12,7 @@ use super::{Format, EXIT_CANNOT_RUN, EXIT_ERRORS, EXIT_OK};
 use crate::classifier::{Asker, Classifier};
 use crate::config::Config;
 use crate::ingress::openai_chat;
-use crate::router::explain::Steps;
+use crate::router::explain::{Facts, Steps};
 use crate::router::route::{Answer, ClassifierUse};
 use crate::router::{Layer, RouteTable, RouteView, Routed, Router};
 use crate::rules::diag::{codes, Report};
@@ -171,6 +171,7 @@ pub fn route_explain_cmd(
     };
     let loaded: Vec<&str> = cfg.loaded_providers().map(|p| p.id.as_str()).collect();
     let view = inbound.view(&headers);
+    let facts = Facts::of(&view);
     let (routed, Steps(steps)) = match explain_route(&cfg, &table, &loaded, view, classify) {
         Ok(x) => x,
         Err(e) => return cannot_run(out, format, &e),
@@ -187,6 +188,7 @@ pub fn route_explain_cmd(
                 "layer": decision.layer.as_str(),
                 "rule": &*decision.rule,
                 "targets": decision.targets.iter().map(|t| &**t).collect::<Vec<_>>(),
+                "request": facts.json(),
                 "trace": steps.iter().map(|s| json!({
                     "layer": s.layer.as_str(), "rule": &*s.rule, "matched": s.matched, "why": s.why,
                 })).collect::<Vec<_>>(),
@@ -214,6 +216,7 @@ pub fn route_explain_cmd(
             ));
             s.push_str(&format!("layer:    {}\n", decision.layer.as_str()));
             s.push_str(&format!("rule:     {}\n", decision.rule));
+            s.push_str(&format!("request:  {}\n", facts.line()));
             if decision.layer == Layer::Direct {
                 s.push_str(
                     "\nthe model names a loaded provider, so the rules were not consulted\n",

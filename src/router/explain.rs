@@ -93,6 +93,68 @@ impl Trace for Steps {
     }
 }
 
+/// What the rules read of a request, as `route --explain` shows it before the rules tried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts {
+    /// `last_user`, shown cut to its first 60 characters.
+    pub last_user: String,
+    pub tokens: u64,
+    pub last_user_tokens: u64,
+    pub user_turns: usize,
+    pub messages: usize,
+    pub tools: usize,
+    pub tool_loop: bool,
+    pub images: bool,
+    pub stream: bool,
+}
+
+impl Facts {
+    pub fn of(view: &RouteView<'_>) -> Self {
+        Facts {
+            last_user: show_text(&view.last_user()),
+            tokens: view.estimate_tokens(),
+            last_user_tokens: view.last_user_tokens(),
+            user_turns: view.user_turns(),
+            messages: view.messages.len(),
+            tools: view.tools,
+            tool_loop: view.continues_tool_loop(),
+            images: view.has_image(),
+            stream: view.stream,
+        }
+    }
+
+    /// One line: `last_user "…" (3 of 13,421 tokens), 1 user turn, …`.
+    pub fn line(&self) -> String {
+        let yes_no = |b: bool| if b { "yes" } else { "no" };
+        format!(
+            "last_user {} ({} of {} tokens), user_turns {}, messages {}, tools {}, tool_loop {}, images {}, stream {}",
+            self.last_user,
+            self.last_user_tokens,
+            self.tokens,
+            self.user_turns,
+            self.messages,
+            self.tools,
+            yes_no(self.tool_loop),
+            yes_no(self.images),
+            yes_no(self.stream),
+        )
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "last_user": self.last_user,
+            "tokens": self.tokens,
+            "last_user_tokens": self.last_user_tokens,
+            "user_turns": self.user_turns,
+            "messages": self.messages,
+            "tools": self.tools,
+            "tool_loop": self.tool_loop,
+            "images": self.images,
+            "stream": self.stream,
+        })
+    }
+}
+
 /// Where a chat request goes with the classifier disabled, and why: the serving walk with its
 /// steps recorded (for rule tests and tools that have no config at hand).
 pub fn explain(table: &RouteTable, req: &ChatRequest<'_>, headers: &HeaderMap) -> Explained {

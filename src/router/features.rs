@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use super::program::{compare, fold, Atom, BoolField, Instr, IntSource, TextField};
 use super::scan::{occurs, scan};
-use super::view::{count_chars, RouteView};
+use super::view::RouteView;
 use super::{CompiledRule, RouteTable};
 
 /// Per-request lazily computed state for one text slot.
@@ -273,10 +273,7 @@ impl<'t, 'r> Features<'t, 'r> {
                 self.tokens = Some(t);
                 t
             }
-            IntSource::LastUserTokens => {
-                let chars = count_chars(&self.view.last_user());
-                chars.div_ceil(4) as u64
-            }
+            IntSource::LastUserTokens => self.view.last_user_tokens(),
             IntSource::UserTurns => self.view.user_turns() as u64,
             IntSource::Messages => self.view.messages.len() as u64,
             IntSource::MaxTokens => self.view.max_tokens.unwrap_or(0),

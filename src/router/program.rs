@@ -81,8 +81,8 @@ impl TextField {
 pub enum IntSource {
     /// Prompt size estimate: characters of all messages and tool definitions, divided by 4.
     Tokens,
-    /// Size estimate of what the person wrote last (`last_user`): characters divided by 4,
-    /// rounded up; 0 when empty.
+    /// Size estimate of what the person wrote last (`last_user`), counted as `Tokens` is; 0
+    /// when empty.
     LastUserTokens,
     /// Number of user messages a person wrote (client-internal context messages not counted).
     UserTurns,

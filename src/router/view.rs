@@ -86,6 +86,15 @@ impl<'r> RouteView<'r> {
             .unwrap_or(Cow::Borrowed(""))
     }
 
+    /// The size of what the person wrote last, counted as `tokens` counts the whole prompt
+    /// (characters divided by 4, at least 1); 0 when there is none (`last_user_tokens`).
+    pub fn last_user_tokens(&self) -> u64 {
+        match count_chars(&self.last_user()) {
+            0 => 0,
+            n => ((n / 4) as u64).max(1),
+        }
+    }
+
     /// How many user messages a person wrote (client-internal context messages not counted).
     pub fn user_turns(&self) -> usize {
         self.messages

@@ -187,6 +187,44 @@ fn explain_shows_why_each_earlier_rule_failed_for_the_openclaw_subagent() {
     assert!(out.contains("subagent           match  system = "), "{out}");
 }
 
+/// Before the rules, explain shows what they read of the request: the person's last message
+/// and its size against the whole prompt's, the turns, tools and tool loop.
+#[test]
+fn explain_shows_what_the_rules_read_of_an_openclaw_turn() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = loaded_config(tmp.path());
+    let body = std::fs::read(repo("tests/fixtures/openclaw/turn-local-main.json")).unwrap();
+    let (code, out) =
+        run(|o| route_explain_cmd(&cfg, &repo("rules"), Format::Json, &body, false, o));
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let r = &v["request"];
+    assert_eq!(
+        (r["user_turns"].as_u64(), r["tools"].as_u64()),
+        (Some(1), Some(12)),
+        "{r}"
+    );
+    assert_eq!(r["tool_loop"], false, "{r}");
+    let (mine, all) = (
+        r["last_user_tokens"].as_u64().unwrap(),
+        r["tokens"].as_u64().unwrap(),
+    );
+    assert!(mine > 0 && mine < 200 && all > 5_000, "{r}");
+    let (_, text) = run(|o| route_explain_cmd(&cfg, &repo("rules"), Format::Text, &body, false, o));
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("request:  "))
+        .unwrap_or_default();
+    assert!(
+        line.contains(&format!("({mine} of {all} tokens)")),
+        "{text}"
+    );
+    assert!(
+        line.contains("user_turns 1") && line.contains("tools 12"),
+        "{text}"
+    );
+}
+
 #[test]
 fn explain_json_names_the_failed_condition_and_the_values_it_saw() {
     let tmp = tempfile::tempdir().unwrap();

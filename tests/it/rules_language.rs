@@ -293,7 +293,7 @@ fn conversation_fields_read_what_the_person_wrote_and_where_the_turn_stands() {
     let user = |t: &str| serde_json::json!({"role": "user", "content": t});
     #[rustfmt::skip]
     let cases = [
-        ("last_user_tokens == 2",  serde_json::json!([user("abcdefg"), internal.clone()]), true),
+        ("last_user_tokens == 2",  serde_json::json!([user("abcdefghi"), internal.clone()]), true),
         ("last_user_tokens == 0",  serde_json::json!([{"role": "system", "content": "s"}]), true),
         ("last_user_tokens == 1",  serde_json::json!([user("这是")]), true),
         ("user_turns == 2",        serde_json::json!([user("a"), {"role": "assistant", "content": "b"}, user("c"), internal.clone()]), true),
