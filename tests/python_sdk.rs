@@ -38,6 +38,10 @@ fn python_env() -> Result<PathBuf, String> {
             .open(&lock)
         {
             Ok(_) => break LockFile(lock.clone()),
+            // Left by a run that was killed while setting up: no set-up takes this long.
+            Err(_) if stale(&lock) => {
+                let _ = std::fs::remove_file(&lock);
+            }
             Err(_) if started.elapsed() < Duration::from_secs(600) => {
                 std::thread::sleep(Duration::from_millis(200))
             }
@@ -84,6 +88,15 @@ fn python_env() -> Result<PathBuf, String> {
     )?;
     std::fs::write(&stamp, &wanted).map_err(|e| e.to_string())?;
     Ok(python)
+}
+
+/// Whether a set-up lock is older than any set-up takes.
+fn stale(lock: &Path) -> bool {
+    std::fs::metadata(lock)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > Duration::from_secs(900))
 }
 
 /// Removes the set-up lock when dropped.
