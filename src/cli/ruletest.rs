@@ -238,7 +238,7 @@ fn run_case(case: &Case, base: &Path, routing: &Routing<'_>) -> Result<(), Failu
         }
     }
     // Rule tests run with the classifier disabled: they describe the rules alone.
-    let disabled = ClassifierConfig::default();
+    let disabled = ClassifierConfig::disabled();
     let defined = |model: &str| {
         routing
             .defined
@@ -247,7 +247,7 @@ fn run_case(case: &Case, base: &Path, routing: &Routing<'_>) -> Result<(), Failu
             .then(|| std::sync::Arc::from(model))
     };
     let mut steps = Steps::default();
-    let routed = Router::new(routing.table, &disabled, &defined)
+    let routed = Router::new(routing.table, disabled, &defined)
         .route_now(RouteView::chat(&req, &map), &mut steps);
     let decision = routed.decision;
     let trace = (decision.layer != Layer::Direct).then_some(steps.0);

@@ -304,6 +304,14 @@ impl Default for ClassifierConfig {
 }
 
 impl ClassifierConfig {
+    /// The classifier switched off, for routing that must not ask it (rule tests, tools
+    /// without a config).
+    pub fn disabled() -> &'static ClassifierConfig {
+        static DISABLED: std::sync::LazyLock<ClassifierConfig> =
+            std::sync::LazyLock::new(ClassifierConfig::default);
+        &DISABLED
+    }
+
     /// The labels the classifier may answer: `category_routing`'s keys.
     pub fn labels(&self) -> impl Iterator<Item = &str> {
         self.category_routing.iter().map(|(l, _)| l.as_str())

@@ -110,10 +110,11 @@ pub struct Facts {
 
 impl Facts {
     pub fn of(view: &RouteView<'_>) -> Self {
+        let last_user = view.last_user();
         Facts {
-            last_user: show_text(&view.last_user()),
+            last_user: show_text(&last_user),
             tokens: view.estimate_tokens(),
-            last_user_tokens: view.last_user_tokens(),
+            last_user_tokens: super::view::text_tokens(&last_user),
             user_turns: view.user_turns(),
             messages: view.messages.len(),
             tools: view.tools,
@@ -158,8 +159,8 @@ impl Facts {
 /// Where a chat request goes with the classifier disabled, and why: the serving walk with its
 /// steps recorded (for rule tests and tools that have no config at hand).
 pub fn explain(table: &RouteTable, req: &ChatRequest<'_>, headers: &HeaderMap) -> Explained {
-    let disabled = crate::config::ClassifierConfig::default();
-    let router = super::Router::new(table, &disabled, &|_| None);
+    let disabled = crate::config::ClassifierConfig::disabled();
+    let router = super::Router::new(table, disabled, &|_| None);
     let mut steps = Steps::default();
     let routed = router.route_now(RouteView::chat(req, headers), &mut steps);
     Explained {

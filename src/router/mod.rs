@@ -20,7 +20,7 @@ pub mod route;
 pub mod scan;
 pub mod view;
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use http::HeaderMap;
 
@@ -201,8 +201,7 @@ impl RouteTable {
     /// provider named directly, nothing asked and nothing recorded (for tests, benches and
     /// tools that have a table but no config).
     pub fn decide(&self, req: &ChatRequest<'_>, headers: &HeaderMap) -> Decision {
-        static DISABLED: LazyLock<ClassifierConfig> = LazyLock::new(ClassifierConfig::default);
-        Router::new(self, &DISABLED, &|_| None)
+        Router::new(self, ClassifierConfig::disabled(), &|_| None)
             .route_now(RouteView::chat(req, headers), &mut NoTrace)
             .decision
     }

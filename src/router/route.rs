@@ -145,9 +145,13 @@ impl<'a> Router<'a> {
     ) -> Routed {
         match self.start(view, trace) {
             Walk::Decided(routed) => routed,
-            Walk::Classify { features, text } => {
+            Walk::Classify {
+                features,
+                text,
+                rules,
+            } => {
                 let answer = classify.classify(&text).await;
-                self.finish(features, answer, trace)
+                self.finish(features, rules, answer, trace)
             }
         }
     }
@@ -157,7 +161,9 @@ impl<'a> Router<'a> {
     pub fn route_now<T: Trace>(&self, view: RouteView<'_>, trace: &mut T) -> Routed {
         match self.start(view, trace) {
             Walk::Decided(routed) => routed,
-            Walk::Classify { features, .. } => self.finish(features, Answer::NotAsked, trace),
+            Walk::Classify {
+                features, rules, ..
+            } => self.finish(features, rules, Answer::NotAsked, trace),
         }
     }
 
@@ -203,21 +209,25 @@ impl<'a> Router<'a> {
                     .map_or_else(|| table.default_decision(), CompiledRule::decision);
                 decided(decision, ClassifierUse::Skipped(why))
             }
-            None => Walk::Classify { features, text },
+            None => Walk::Classify {
+                features,
+                text,
+                rules: classifier_rules,
+            },
         }
     }
 
-    /// The walk after the classifier answered.
+    /// The walk after the classifier answered: `classifier_rules` with its label.
     fn finish<T: Trace>(
         &self,
         mut features: Features<'a, '_>,
+        classifier_rules: &'a [CompiledRule],
         answer: Answer,
         trace: &mut T,
     ) -> Routed {
         let table = self.table;
         let cfg = self.classifier;
         trace.classifier(&cfg.provider, &answer);
-        let classifier_rules = &table.rules[table.classifier_start()..];
         let decided = match &answer {
             Answer::Label(label) if !classifier_rules.is_empty() => {
                 features.set_label(Arc::clone(label));
@@ -250,6 +260,8 @@ enum Walk<'t, 'v> {
     Classify {
         features: Features<'t, 'v>,
         text: std::borrow::Cow<'v, str>,
+        /// The classifier layer's rules.
+        rules: &'t [CompiledRule],
     },
 }
 

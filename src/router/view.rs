@@ -89,10 +89,7 @@ impl<'r> RouteView<'r> {
     /// The size of what the person wrote last, counted as `tokens` counts the whole prompt
     /// (characters divided by 4, at least 1); 0 when there is none (`last_user_tokens`).
     pub fn last_user_tokens(&self) -> u64 {
-        match count_chars(&self.last_user()) {
-            0 => 0,
-            n => ((n / 4) as u64).max(1),
-        }
+        text_tokens(&self.last_user())
     }
 
     /// How many user messages a person wrote (client-internal context messages not counted).
@@ -196,8 +193,17 @@ fn join_space<'r>(mut texts: impl Iterator<Item = &'r str>) -> Cow<'r, str> {
     Cow::Owned(s)
 }
 
+/// A text's size as `last_user_tokens` counts it: characters divided by 4, at least 1; 0 for
+/// an empty text.
+pub fn text_tokens(text: &str) -> u64 {
+    match count_chars(text) {
+        0 => 0,
+        n => ((n / 4) as u64).max(1),
+    }
+}
+
 /// Characters in `s` (bytes when it is ASCII).
-pub fn count_chars(s: &str) -> usize {
+fn count_chars(s: &str) -> usize {
     if s.is_ascii() {
         s.len()
     } else {

@@ -265,6 +265,11 @@ fn text_fields_see_the_right_messages() {
         (r#"tools == false"#,                        serde_json::json!([{"role":"user","content":"q"}]), true),
         (r#"messages in [1, 3]"#,                    serde_json::json!([{"role":"user","content":"q"}]), true),
     ];
+    conditions_hold(cases);
+}
+
+/// Each condition, as the only rule, matches the conversation `messages` exactly when `want`.
+fn conditions_hold(cases: &[(&str, serde_json::Value, bool)]) {
     let mut failures = Vec::new();
     for (cond, messages, want) in cases {
         let t = table(&format!("layer static {{ rule hit when {cond} route deepseek-chat }}\ndefault route gemini-flash"));
@@ -302,19 +307,7 @@ fn conversation_fields_read_what_the_person_wrote_and_where_the_turn_stands() {
         ("tool_loop",              serde_json::json!([user("list files"), call, result, {"role": "assistant", "content": "done"}, user("thanks")]), false),
         ("tool_loop",              serde_json::json!([user("hi")]), false),
     ];
-    let mut failures = Vec::new();
-    for (cond, messages, want) in cases {
-        let t = table(&format!("layer static {{ rule hit when {cond} route deepseek-chat }}\ndefault route gemini-flash"));
-        let got = decide(
-            &t,
-            serde_json::json!({"model": "auto", "messages": messages}),
-            &[],
-        ) == "hit";
-        if got != want {
-            failures.push(format!("{cond} on {messages}: expected {want}, got {got}"));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    conditions_hold(&cases);
 
     // A real OpenClaw turn: 12 tools and a 50 KB system prompt around a few words.
     let turn = crate::support::openclaw_body("turn-local-main");
