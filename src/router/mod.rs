@@ -27,7 +27,10 @@ use http::HeaderMap;
 use crate::config::ClassifierConfig;
 use crate::request::ChatRequest;
 use program::{Atom, Instr, RegexAtom, ScoreSet, TextIndex};
-pub use route::{Answer, Classify, NoClassifier, NoTrace, Routed, Router};
+pub use route::{
+    Answer, Classify, Conversation, KeySource, NoClassifier, NoRecall, NoTrace, Previous, Recall,
+    Routed, Router,
+};
 pub use view::RouteView;
 
 /// The layer that produced a decision; shown in `X-ClawGate-Layer` and recorded in metrics.

@@ -81,11 +81,79 @@ pub enum ClassifierUse {
     Asked(Answer),
 }
 
+/// A conversation's last answered request: the provider that answered it and the rule that
+/// sent it there. What `previous_provider`, `previous_rule` and the target `previous` read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Previous {
+    pub provider: Arc<str>,
+    pub rule: Arc<str>,
+}
+
+/// Remembers each conversation's previous decision (sticky routing's memory). The server
+/// passes its conversation store; offline commands pass [`NoRecall`] or a fixed answer.
+pub trait Recall: Sync {
+    /// The previous decision of conversation `key` (see [`Conversation::key`]), if remembered.
+    fn recall(&self, key: u64) -> Option<Previous>;
+}
+
+/// Remembers nothing: every request is a conversation's first.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoRecall;
+
+impl Recall for NoRecall {
+    fn recall(&self, _key: u64) -> Option<Previous> {
+        None
+    }
+}
+
+/// Where a conversation key came from, in order of precedence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// The body's `prompt_cache_key` (OpenClaw sends its session id there when configured).
+    PromptCacheKey,
+    /// The body's `user`.
+    User,
+    /// `metadata.user_id` (Anthropic clients; Claude Code puts its session there).
+    MetadataUserId,
+    /// What an envelope marked `key` matched (OpenClaw's Runtime line), by envelope name.
+    Envelope(Arc<str>),
+    /// A hash of the start of the system prompt and of the first message a person wrote.
+    Hash,
+}
+
+impl KeySource {
+    pub fn as_str(&self) -> &str {
+        match self {
+            KeySource::PromptCacheKey => "prompt_cache_key",
+            KeySource::User => "user",
+            KeySource::MetadataUserId => "metadata.user_id",
+            KeySource::Envelope(name) => name,
+            KeySource::Hash => "hash",
+        }
+    }
+}
+
+/// The conversation a request continues, as routing saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conversation {
+    /// The conversation key combined with the request's lane: a heartbeat in the main session
+    /// is remembered apart from the person's turns, so it never moves them.
+    pub key: u64,
+    pub source: KeySource,
+    /// Its previous decision, when the [`Recall`] remembered one.
+    pub previous: Option<Previous>,
+}
+
 /// A decision and how it was reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Routed {
     pub decision: Decision,
     pub classifier: ClassifierUse,
+    /// The request's lane (`main` unless a `lane` item claimed it).
+    pub lane: Arc<str>,
+    /// The conversation, when the router was given a [`Recall`] (the server) or asked for it
+    /// (`route --explain`); `None` for a request that named its provider directly.
+    pub conversation: Option<Conversation>,
 }
 
 impl Routed {
@@ -121,6 +189,9 @@ pub struct Router<'a> {
     table: &'a RouteTable,
     classifier: &'a ClassifierConfig,
     provider: ProviderLookup<'a>,
+    /// The conversations' previous decisions; `None`: not tracked (no `conversation` in
+    /// [`Routed`], `previous_*` read `""`).
+    recall: Option<&'a dyn Recall>,
 }
 
 impl<'a> Router<'a> {
@@ -133,6 +204,17 @@ impl<'a> Router<'a> {
             table,
             classifier,
             provider,
+            recall: None,
+        }
+    }
+
+    /// The router with a memory of conversations: `previous_provider`, `previous_rule` and the
+    /// target `previous` read it, and [`Routed::conversation`] says which conversation the
+    /// request continues.
+    pub fn with_recall(self, recall: &'a dyn Recall) -> Self {
+        Router {
+            recall: Some(recall),
+            ..self
         }
     }
 
@@ -174,6 +256,8 @@ impl<'a> Router<'a> {
             Walk::Decided(Routed {
                 decision,
                 classifier,
+                lane: main_lane(),
+                conversation: None,
             })
         };
         if let Some(id) = (self.provider)(view.model) {
@@ -249,8 +333,18 @@ impl<'a> Router<'a> {
         Routed {
             decision: decided.unwrap_or_else(|| table.default_decision()),
             classifier: ClassifierUse::Asked(answer),
+            lane: main_lane(),
+            conversation: None,
         }
     }
+}
+
+/// The lane of a request no `lane` item claimed.
+pub const MAIN_LANE: &str = "main";
+
+fn main_lane() -> Arc<str> {
+    static MAIN: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
+    MAIN.get_or_init(|| Arc::from(MAIN_LANE)).clone()
 }
 
 /// Where [`Router::start`] stopped.
