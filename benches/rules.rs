@@ -193,10 +193,9 @@ fn decisions(c: &mut Criterion) {
             ),
             |b| {
                 b.iter(|| {
-                    black_box(router.route_now(
-                        RouteView::chat(black_box(&req), &headers),
-                        &mut NoTrace,
-                    ))
+                    black_box(
+                        router.route_now(RouteView::chat(black_box(&req), &headers), &mut NoTrace),
+                    )
                 })
             },
         );

@@ -13,7 +13,10 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use memchr::memmem;
 use regex::Regex;
+use regex_syntax::hir::literal::{ExtractKind, Extractor};
+use regex_syntax::hir::{Hir, HirKind};
 
 /// Where an envelope sits in a person's message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -45,6 +48,11 @@ pub struct Envelope {
     pub key: bool,
     /// Anchored at the start (prefix) or the end (suffix) of the text.
     regex: Regex,
+    /// A literal every match contains: a text without it cannot match (nor can any text
+    /// peeled from it), so the regex is not run.
+    needle: Option<memmem::Finder<'static>>,
+    /// For a prefix: the bytes a match can start with (`None`: any).
+    first: Option<Box<[bool; 256]>>,
 }
 
 impl Envelope {
@@ -63,13 +71,84 @@ impl Envelope {
         let regex = regex::RegexBuilder::new(&anchored)
             .size_limit(1 << 20)
             .build()?;
+        let hir = regex_syntax::ParserBuilder::new()
+            .build()
+            .parse(source)
+            .ok();
+        let needle = hir
+            .as_ref()
+            .and_then(required_literal)
+            .map(|lit| memmem::Finder::new(&lit).into_owned());
+        let first = match (kind, &hir) {
+            (EnvelopeKind::Prefix, Some(h)) => first_bytes(h),
+            _ => None,
+        };
         Ok(Envelope {
             name: Arc::from(name),
             kind,
             key,
             regex,
+            needle,
+            first,
         })
     }
+
+    /// Whether this envelope can occur in `text` or anything peeled from it.
+    pub fn may_occur_in(&self, text: &str) -> bool {
+        self.needle
+            .as_ref()
+            .is_none_or(|n| n.find(text.as_bytes()).is_some())
+    }
+
+    /// Where it matches in `text` (a prefix at its start, a suffix at its end, else the
+    /// first match), if it does.
+    fn find<'t>(&self, text: &'t str) -> Option<regex::Match<'t>> {
+        if let Some(first) = &self.first {
+            if !text
+                .as_bytes()
+                .first()
+                .is_some_and(|&b| first[usize::from(b)])
+            {
+                return None;
+            }
+        }
+        if !self.may_occur_in(text) {
+            return None;
+        }
+        self.regex.find(text).filter(|m| !m.is_empty())
+    }
+}
+
+/// The longest literal every match of `hir` contains, if there is one of two bytes or more.
+fn required_literal(hir: &Hir) -> Option<Vec<u8>> {
+    fn walk(hir: &Hir) -> Option<Vec<u8>> {
+        match hir.kind() {
+            HirKind::Literal(l) => Some(l.0.to_vec()),
+            HirKind::Capture(c) => walk(&c.sub),
+            HirKind::Repetition(r) if r.min >= 1 => walk(&r.sub),
+            HirKind::Concat(parts) => parts.iter().filter_map(walk).max_by_key(Vec::len),
+            _ => None,
+        }
+    }
+    walk(hir).filter(|l| l.len() >= 2)
+}
+
+/// The bytes a match of `hir` can start with, when they are a known set.
+fn first_bytes(hir: &Hir) -> Option<Box<[bool; 256]>> {
+    let mut extractor = Extractor::new();
+    extractor
+        .kind(ExtractKind::Prefix)
+        .limit_literal_len(1)
+        .limit_class(256)
+        .limit_total(256);
+    let seq = extractor.extract(hir);
+    let lits = seq.literals()?;
+    let mut table = Box::new([false; 256]);
+    for l in lits {
+        let b = *l.as_bytes().first()?;
+        table[usize::from(b)] = true;
+    }
+    Some(table)
 }
 
 /// A person's message with its envelope peeled off.
@@ -110,7 +189,7 @@ pub fn peel<'r>(envelopes: &[Envelope], text: Cow<'r, str>) -> Peeled<'r> {
             continue;
         }
         let current: &str = removed.as_deref().unwrap_or(&text);
-        let Some(first) = e.regex.find(current).filter(|m| !m.is_empty()) else {
+        let Some(first) = e.find(current) else {
             continue;
         };
         found.push((i as u16, Cow::Owned(first.as_str().to_owned())));
@@ -150,11 +229,10 @@ fn peel_ends<'a>(
     for _ in 0..MAX_ROUNDS {
         let before = rest.len();
         for (i, e) in envelopes.iter().enumerate() {
-            let m = match e.kind {
-                EnvelopeKind::Anywhere => continue,
-                EnvelopeKind::Prefix | EnvelopeKind::Suffix => e.regex.find(rest),
-            };
-            let Some(m) = m.filter(|m| !m.is_empty()) else {
+            if e.kind == EnvelopeKind::Anywhere {
+                continue;
+            }
+            let Some(m) = e.find(rest) else {
                 continue;
             };
             if !found.iter().any(|(f, _)| usize::from(*f) == i) {
@@ -267,6 +345,20 @@ mod tests {
         // A Runtime line in the middle is the person's text, not the suffix.
         let mid = "Runtime: agent=x | session=y\nand then my question";
         assert_eq!(peeled(mid).0, mid);
+    }
+
+    #[test]
+    fn the_literal_gates_are_what_every_match_needs() {
+        let envs = openclaw();
+        let runtime = &envs[2];
+        assert!(runtime.may_occur_in("x\nRuntime: agent=main | session=s"));
+        assert!(!runtime.may_occur_in("ok, now step 5"));
+        let stamp = &envs[0];
+        assert!(stamp.find("ok [2026-01-01 10:00 UTC]").is_none());
+        assert!(stamp.find("[2026-01-01 10:00 UTC] ok").is_some());
+        // A case-insensitive regex has no byte-exact literal: never gated, still matched.
+        let any = Envelope::new("x", EnvelopeKind::Prefix, false, "(?i)hello").expect("regex");
+        assert!(any.find("HeLLo there").is_some());
     }
 
     #[test]

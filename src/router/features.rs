@@ -147,17 +147,23 @@ impl<'t, 'r> Features<'t, 'r> {
         Cow::Owned(out)
     }
 
-    /// What envelope `name` matched in the latest person message it occurs in.
+    /// What envelope `name` matched in the latest person message it occurs in. Messages that
+    /// cannot hold it (its literal is missing) are not peeled.
     pub fn envelope(&mut self, name: &str) -> Option<String> {
-        let idx = self
-            .table
+        let table = self.table;
+        let idx = table
             .envelopes
             .iter()
-            .position(|e| e.name.as_ref() == name)? as u16;
+            .position(|e| e.name.as_ref() == name)?;
+        let env = &table.envelopes[idx];
         let n = self.persons().len();
-        (0..n)
-            .rev()
-            .find_map(|i| self.peeled(i)?.matched(idx).map(str::to_owned))
+        (0..n).rev().find_map(|i| {
+            let raw = self.persons.as_ref()?.get(i)?;
+            if !env.may_occur_in(raw) {
+                return None;
+            }
+            self.peeled(i)?.matched(idx as u16).map(str::to_owned)
+        })
     }
 
     /// The request's lane: the first lane whose condition holds, else `main`.
@@ -234,6 +240,14 @@ impl<'t, 'r> Features<'t, 'r> {
         }
         let n = self.persons().len();
         for i in 0..n {
+            let holds_key = self
+                .persons
+                .as_ref()
+                .and_then(|p| p.get(i))
+                .is_some_and(|raw| table.envelopes.iter().any(|e| e.key && e.may_occur_in(raw)));
+            if !holds_key {
+                continue;
+            }
             let Some(p) = self.peeled(i) else { continue };
             for (idx, text) in &p.found {
                 let Some(e) = table.envelopes.get(usize::from(*idx)) else {

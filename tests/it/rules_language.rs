@@ -470,3 +470,232 @@ fn regexes_match_with_and_without_a_literal_prefix() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Negative weights are evidence against, a score never goes below 0, and a keyword written
+/// `"stem*"` counts at the start of any word but not inside one.
+#[test]
+fn weights_can_count_against_and_stems_match_word_endings() {
+    let t = table(
+        "keywords k { \"deadlock*\" = 3, \"one line\" = -2, \"thanks\" = -5 }\nlayer heuristic {\n  rule hard when score(k) >= 3 route deepseek-reasoner\n  rule zero when score(k) == 0 route gemini-flash-lite\n}\ndefault route deepseek-chat",
+    );
+    assert_eq!(
+        decide(&t, user("the pool deadlocks under load"), &[]),
+        "hard"
+    );
+    assert_eq!(decide(&t, user("Deadlocking again"), &[]), "hard");
+    assert_eq!(decide(&t, user("a nodeadlock flag"), &[]), "zero");
+    assert_eq!(
+        decide(&t, user("explain the deadlock in one line"), &[]),
+        "default"
+    );
+    assert_eq!(decide(&t, user("deadlock fixed, thanks"), &[]), "zero");
+}
+
+/// Envelopes come off the person's message before any rule reads it; `last_user_raw` keeps
+/// it as sent, `envelope("name")` reads what was peeled, and a message that is only an
+/// envelope leaves nothing.
+#[test]
+fn envelopes_are_peeled_before_rules_read_the_persons_message() {
+    let envelopes = "envelope stamp prefix /\\[\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}[^\\]]*\\] */\nenvelope runtime suffix key /(?:^|\\n)Runtime: [^\\n]*/\n";
+    let with = |cond: &str| {
+        table(&format!(
+            "{envelopes}layer static {{ rule hit when {cond} route deepseek-chat }}\ndefault route gemini-flash"
+        ))
+    };
+    let msg = "[2026-12-05 09:00 UTC] hi there\n\nRuntime: agent=main | session=agent:main:cron:7";
+    for (cond, want) in [
+        ("last_user == \"hi there\"", true),
+        ("last_user_tokens == 2", true),
+        ("last_user_raw starts_with \"[2026-12-05\"", true),
+        ("envelope(\"runtime\") contains \":cron:\"", true),
+        ("envelope(\"stamp\") contains \"09:00\"", true),
+        ("last_user contains \"Runtime\"", false),
+    ] {
+        assert_eq!(decide(&with(cond), user(msg), &[]) == "hit", want, "{cond}");
+    }
+    let only = "[2026-12-05 09:00 UTC]\n\nRuntime: agent=main | session=x";
+    assert_eq!(
+        decide(
+            &with("last_user == \"\" and last_user_tokens == 0"),
+            user(only),
+            &[]
+        ),
+        "hit"
+    );
+}
+
+/// The first lane whose condition holds is the request's lane, `main` when none does; rules
+/// test it like any text field.
+#[test]
+fn the_first_matching_lane_names_the_request() {
+    let t = table(
+        "lane probe when tokens < 10\nlane greeting when last_user contains \"hello\"\nlayer static {\n  rule p when lane == \"probe\" route gemini-flash-lite\n  rule g when lane == \"greeting\" route deepseek-chat\n  rule m when lane == \"main\" route deepseek-reasoner\n}",
+    );
+    assert_eq!(decide(&t, user("hello"), &[]), "p");
+    assert_eq!(
+        decide(
+            &t,
+            user("hello, I have a longer question about my build"),
+            &[]
+        ),
+        "g"
+    );
+    assert_eq!(
+        decide(
+            &t,
+            user("a longer question about my build and nothing else"),
+            &[]
+        ),
+        "m"
+    );
+}
+
+/// Lanes read the request only, their names must exist where compared, and envelopes need a
+/// name that exists and a regex that cannot match nothing.
+#[test]
+fn lane_and_envelope_mistakes_are_reported_with_positions() {
+    for (src, expected) in [
+        ("lane a when lane == \"main\"", vec!["E014@1:13"]),
+        ("lane a when previous_provider == \"x\"", vec!["E014@1:13"]),
+        (
+            "lane a when tools\nlayer static { rule r when lane == \"b\" route deepseek-chat }",
+            vec!["E014@2:36"],
+        ),
+        ("lane main when tools", vec!["E014@1:6"]),
+        ("lane a when tools\nlane a when stream", vec!["E014@2:6"]),
+        ("envelope e prefix /x*/", vec!["E014@1:19"]),
+        (
+            "layer static { rule r when envelope(\"nope\") != \"\" route deepseek-chat }",
+            vec!["E014@1:37"],
+        ),
+        (
+            "layer static { rule r when tools route previous, deepseek-chat }",
+            vec![],
+        ),
+    ] {
+        assert_eq!(diagnostics(src), expected, "{src}");
+    }
+}
+
+/// A rule routed to `previous` matches only when the conversation's previous provider is
+/// remembered, and routes there; the conversation key is the client's own when it sends one,
+/// else the envelope marked `key`, else a hash of the prompt's start, and always includes the
+/// lane.
+#[test]
+fn previous_routes_to_the_remembered_provider_and_keys_name_the_conversation() {
+    use clawgate::config::ClassifierConfig;
+    use clawgate::router::{KeySource, NoTrace, Previous, Recall, RouteView, Router};
+    use std::sync::Mutex;
+
+    struct Log(Mutex<Vec<u64>>, Option<Previous>);
+    impl Recall for Log {
+        fn recall(&self, key: u64) -> Option<Previous> {
+            self.0.lock().unwrap().push(key);
+            self.1.clone()
+        }
+    }
+    let t = table(
+        "envelope runtime suffix key /(?:^|\\n)Runtime: [^\\n]*/\nlane beat when last_user starts_with \"Read HEARTBEAT.md\"\nlayer heuristic { rule sticky when user_turns >= 2 route previous, gemini-flash }\ndefault route deepseek-chat",
+    );
+    let route = |body: serde_json::Value, previous: Option<&str>| {
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let req = ChatRequest::parse(&bytes).unwrap();
+        let headers = header_map(&[]);
+        let log = Log(
+            Mutex::new(Vec::new()),
+            previous.map(|p| Previous {
+                provider: p.into(),
+                rule: "default".into(),
+            }),
+        );
+        let routed = Router::new(&t, ClassifierConfig::disabled(), &|_| None)
+            .with_recall(&log)
+            .route_now(RouteView::chat(&req, &headers), &mut NoTrace);
+        let c = routed.conversation.expect("tracked");
+        (routed.decision, c.key, c.source, routed.lane.to_string())
+    };
+    let turns = |last: &str, extra: serde_json::Value| {
+        let mut body = serde_json::json!({"model": "auto", "messages": [
+            {"role": "system", "content": "You are an agent."},
+            {"role": "user", "content": "[x] fix the build\n\nRuntime: agent=main | session=s1"},
+            {"role": "assistant", "content": "done"},
+            {"role": "user", "content": last}]});
+        if let serde_json::Value::Object(m) = extra {
+            for (k, v) in m {
+                body[k] = v;
+            }
+        }
+        body
+    };
+    let (d, key, source, lane) = route(
+        turns("thanks", serde_json::json!({})),
+        Some("gemini-flash-lite"),
+    );
+    assert_eq!(
+        (&*d.rule, d.targets[0].as_ref()),
+        ("sticky", "gemini-flash-lite")
+    );
+    assert_eq!(
+        (source, lane.as_str()),
+        (KeySource::Envelope("runtime".into()), "main")
+    );
+    let (d, same, _, _) = route(turns("ok, next", serde_json::json!({})), None);
+    assert_eq!(
+        &*d.rule, "default",
+        "no previous provider: `previous` cannot match"
+    );
+    assert_eq!(
+        key, same,
+        "the Runtime line names the conversation on every turn"
+    );
+    let (_, beat, _, lane) = route(
+        turns("Read HEARTBEAT.md if it exists", serde_json::json!({})),
+        None,
+    );
+    assert_eq!(lane, "beat");
+    assert_ne!(
+        key, beat,
+        "a heartbeat in the same session is remembered apart"
+    );
+    let (_, k1, s1, _) = route(
+        turns(
+            "thanks",
+            serde_json::json!({"prompt_cache_key": "sess-1", "user": "u"}),
+        ),
+        None,
+    );
+    let (_, k2, s2, _) = route(
+        turns(
+            "thanks",
+            serde_json::json!({"user": "u", "metadata": {"user_id": "m"}}),
+        ),
+        None,
+    );
+    let (_, k3, s3, _) = route(
+        turns("thanks", serde_json::json!({"metadata": {"user_id": "m"}})),
+        None,
+    );
+    assert_eq!(
+        (s1, s2, s3),
+        (
+            KeySource::PromptCacheKey,
+            KeySource::User,
+            KeySource::MetadataUserId
+        )
+    );
+    assert!(k1 != k2 && k2 != k3 && k1 != key);
+    let plain = serde_json::json!({"model": "auto", "messages": [
+        {"role": "system", "content": "You are an agent."}, {"role": "user", "content": "fix the build"}]});
+    let (_, h1, s, _) = route(plain.clone(), None);
+    let mut later = plain;
+    later["messages"].as_array_mut().unwrap().extend([
+        serde_json::json!({"role": "assistant", "content": "done"}),
+        serde_json::json!({"role": "user", "content": "and the tests"}),
+    ]);
+    let (_, h2, _, _) = route(later, None);
+    assert_eq!(
+        (s, h1),
+        (KeySource::Hash, h2),
+        "the prompt's start names a conversation without a key"
+    );
+}
