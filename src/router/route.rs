@@ -247,7 +247,7 @@ impl<'a> Router<'a> {
                 rules,
             } => {
                 let answer = classify.classify(&text).await;
-                self.finish(features, rules, answer, trace)
+                self.finish(*features, rules, answer, trace)
             }
         }
     }
@@ -259,7 +259,7 @@ impl<'a> Router<'a> {
             Walk::Decided(routed) => routed,
             Walk::Classify {
                 features, rules, ..
-            } => self.finish(features, rules, Answer::NotAsked, trace),
+            } => self.finish(*features, rules, Answer::NotAsked, trace),
         }
     }
 
@@ -316,7 +316,7 @@ impl<'a> Router<'a> {
                 ))
             }
             None => Walk::Classify {
-                features,
+                features: Box::new(features),
                 text,
                 rules: classifier_rules,
             },
@@ -397,7 +397,8 @@ enum Walk<'t, 'v> {
     Decided(Routed),
     /// The request reached the classifier with something to classify.
     Classify {
-        features: Features<'t, 'v>,
+        /// Boxed: the classifier is the rare path, and the decided one stays small.
+        features: Box<Features<'t, 'v>>,
         text: std::borrow::Cow<'v, str>,
         /// The classifier layer's rules.
         rules: &'t [CompiledRule],
