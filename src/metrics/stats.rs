@@ -201,6 +201,7 @@ fn agg_fields(a: &Agg, attempts: u64) -> Map<String, Value> {
         "cache_hit_tokens": a.cache_hit,
         "cache_miss_tokens": a.cache_miss,
         "cache_hit_pct": round_to(a.cache_hit_pct(), 1),
+        "prompt_cache_hit_pct": round_to(a.prompt_cache_hit_pct(), 1),
         "cost_usd": round_to(a.cost_usd(), 6),
         "avg_latency_ms": round_to(a.avg_latency_ms(), 1),
         "p50_latency_ms": round_to(a.latency_quantile_ms(0.50), 1),
@@ -261,6 +262,8 @@ fn recent_row(id: u64, ev: &RequestEvent) -> Value {
         "stream": ev.stream,
         "usage_estimated": ev.usage_estimated,
         "classification": ev.classification,
+        "lane": ev.lane,
+        "affinity": ev.affinity,
     })
 }
 
@@ -364,11 +367,14 @@ impl Metrics {
         let mut routing: BTreeMap<(&str, &str, &str), Agg> = BTreeMap::new();
         let mut rules: BTreeMap<(&str, &str), (Agg, u64)> = BTreeMap::new();
         let mut layers: BTreeMap<&str, (Agg, u64)> = BTreeMap::new();
+        let mut lanes: BTreeMap<&str, Agg> = BTreeMap::new();
+        let mut affinity: BTreeMap<&str, Agg> = BTreeMap::new();
         for (group, agg) in &groups {
-            let Some((kind, provider, layer, rule)) = parse_group(group) else {
+            let Some(g) = parse_group(group) else {
                 self.count_corrupt();
                 continue;
             };
+            let (kind, provider, layer, rule) = (g.kind, g.provider, g.layer, g.rule);
             if kind == KIND_ATTEMPT {
                 failed_attempts += agg.requests;
                 providers.entry(provider).or_default().1 += agg.requests;
@@ -388,6 +394,12 @@ impl Metrics {
             }
             rules.entry((layer, rule)).or_default().0.merge(agg);
             layers.entry(layer).or_default().0.merge(agg);
+            if !g.lane.is_empty() {
+                lanes.entry(g.lane).or_default().merge(agg);
+            }
+            if !g.affinity.is_empty() {
+                affinity.entry(g.affinity).or_default().merge(agg);
+            }
         }
 
         let (first, last) = {
@@ -414,6 +426,7 @@ impl Metrics {
             "total_cache_hit": totals.cache_hit,
             "total_cache_miss": totals.cache_miss,
             "cache_hit_pct": round_to(totals.cache_hit_pct(), 1),
+            "prompt_cache_hit_pct": round_to(totals.prompt_cache_hit_pct(), 1),
             "total_cost_usd": round_to(totals.cost_usd(), 6),
             "avg_latency_ms": round_to(totals.avg_latency_ms(), 1),
             "first_request": first.map(secs),
@@ -459,6 +472,16 @@ impl Metrics {
             .map(|(layer, (a, att))| row(&[("layer", layer)], a, *att))
             .collect();
         sort_by_requests(&mut layer_rows);
+        let mut lane_rows: Vec<Value> = lanes
+            .iter()
+            .map(|(lane, a)| row(&[("lane", lane)], a, 0))
+            .collect();
+        sort_by_requests(&mut lane_rows);
+        let mut affinity_rows: Vec<Value> = affinity
+            .iter()
+            .map(|(result, a)| row(&[("affinity", result)], a, 0))
+            .collect();
+        sort_by_requests(&mut affinity_rows);
         // The request counts here are client requests (attempt rows excluded).
         for r in rule_rows.iter_mut().chain(layer_rows.iter_mut()) {
             let answered = r["answered"].clone();
@@ -487,6 +510,8 @@ impl Metrics {
             "routing": routing_rows,
             "rules": rule_rows,
             "layers": layer_rows,
+            "lanes": lane_rows,
+            "affinity": affinity_rows,
             "hourly": hourly,
             "daily": daily,
             "timeline": timeline_rows,
