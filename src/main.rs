@@ -54,6 +54,10 @@ enum Command {
         /// to `llm_classifier.classifier_provider`); without it, no network is used.
         #[arg(long)]
         classify: bool,
+        /// Route as a follow-up turn whose conversation was last answered by PROVIDER (by
+        /// rule RULE): what `previous_provider`, `previous_rule` and `route previous` read.
+        #[arg(long, value_name = "PROVIDER[:RULE]")]
+        previous: Option<String>,
         /// A chat-completion request body (or `-` for standard input).
         request: PathBuf,
     },
@@ -131,6 +135,7 @@ fn main() -> ExitCode {
             files,
             format,
             classify,
+            previous,
             request,
         }) => {
             let mut body = Vec::new();
@@ -148,7 +153,10 @@ fn main() -> ExitCode {
                 &files.rules,
                 format,
                 &body,
-                classify,
+                cmd::ExplainOptions {
+                    classify,
+                    previous: previous.as_deref().and_then(cmd::ExplainOptions::parse_previous),
+                },
                 &mut std::io::stdout(),
             )
         }

@@ -169,6 +169,49 @@ struct Wire<'a> {
     max_tokens: Option<u64>,
     #[serde(default)]
     max_completion_tokens: Option<u64>,
+    #[serde(default, borrow)]
+    prompt_cache_key: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    user: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    metadata: Option<&'a RawValue>,
+}
+
+/// Where a client named its conversation, in order of precedence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConversationHint {
+    /// `prompt_cache_key` (OpenClaw sends its session id there when configured to).
+    PromptCacheKey,
+    /// `user`.
+    User,
+    /// `metadata.user_id` (Claude Code puts its session there).
+    MetadataUserId,
+}
+
+/// The first non-empty string among a request's conversation fields; a field of another
+/// type is ignored (it names nothing, and rejecting the request for it would help no one).
+fn conversation_hint<'a>(
+    prompt_cache_key: Option<&'a RawValue>,
+    user: Option<&'a RawValue>,
+    metadata: Option<&'a RawValue>,
+) -> Option<(ConversationHint, Cow<'a, str>)> {
+    fn text<'a>(raw: Option<&'a RawValue>) -> Option<Cow<'a, str>> {
+        let s: Cow<'a, str> = serde_json::from_str(raw?.get()).ok()?;
+        (!s.trim().is_empty()).then_some(s)
+    }
+    #[derive(Deserialize)]
+    struct Metadata<'a> {
+        #[serde(default, borrow)]
+        user_id: Option<&'a RawValue>,
+    }
+    if let Some(k) = text(prompt_cache_key) {
+        return Some((ConversationHint::PromptCacheKey, k));
+    }
+    if let Some(u) = text(user) {
+        return Some((ConversationHint::User, u));
+    }
+    let meta: Metadata<'a> = serde_json::from_str(metadata?.get()).ok()?;
+    text(meta.user_id).map(|u| (ConversationHint::MetadataUserId, u))
 }
 
 /// A validated chat-completion request borrowing from the body it was parsed from.
@@ -186,6 +229,8 @@ pub struct ChatRequest<'a> {
     pub tools: Vec<&'a RawValue>,
     /// `max_completion_tokens`, or the older `max_tokens`.
     pub max_tokens: Option<u64>,
+    /// The conversation the client says this request continues, if it says.
+    pub conversation: Option<(ConversationHint, Cow<'a, str>)>,
 }
 
 impl<'a> ChatRequest<'a> {
@@ -276,6 +321,7 @@ impl<'a> ChatRequest<'a> {
             stream_options: wire.stream_options,
             tools: wire.tools.unwrap_or_default(),
             max_tokens: wire.max_completion_tokens.or(wire.max_tokens),
+            conversation: conversation_hint(wire.prompt_cache_key, wire.user, wire.metadata),
         })
     }
 

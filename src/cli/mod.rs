@@ -8,7 +8,7 @@ pub mod rules;
 pub mod ruletest;
 pub mod stats;
 
-pub use rules::{check_cmd, import_config_cmd, route_explain_cmd};
+pub use rules::{check_cmd, import_config_cmd, route_explain_cmd, ExplainOptions};
 pub use stats::{stats_cmd, stats_cmd_with, RemoteServer};
 
 /// Output format of the commands.

@@ -12,7 +12,8 @@ use super::{Format, EXIT_CANNOT_RUN, EXIT_ERRORS, EXIT_OK};
 use crate::classifier::{Asker, Classifier};
 use crate::config::Config;
 use crate::ingress::openai_chat;
-use crate::router::explain::{Facts, Steps};
+use crate::router::explain::Steps;
+use crate::router::{Previous, Remembered};
 use crate::router::route::{Answer, ClassifierUse};
 use crate::router::{Layer, RouteTable, RouteView, Routed, Router};
 use crate::rules::diag::{codes, Report};
@@ -124,6 +125,28 @@ fn cannot_run(out: &mut dyn Write, format: Format, message: &str) -> i32 {
     EXIT_CANNOT_RUN
 }
 
+/// How `route --explain` routes.
+#[derive(Debug, Clone, Default)]
+pub struct ExplainOptions {
+    /// Really ask the classifier when the request reaches it.
+    pub classify: bool,
+    /// The conversation's previous decision, as the server would remember it
+    /// (`--previous PROVIDER[:RULE]`); `None`: a conversation's first request.
+    pub previous: Option<Previous>,
+}
+
+impl ExplainOptions {
+    /// `PROVIDER` or `PROVIDER:RULE` (the rule defaults to `default`).
+    pub fn parse_previous(text: &str) -> Option<Previous> {
+        let (provider, rule) = text.split_once(':').unwrap_or((text, "default"));
+        let provider = provider.trim();
+        (!provider.is_empty()).then(|| Previous {
+            provider: Arc::from(provider),
+            rule: Arc::from(rule.trim()),
+        })
+    }
+}
+
 /// `clawgate route --explain`: where `request_json` would go and why, without any network.
 /// `request_json` is a chat-completion body, or a recording `{"headers": {...}, "body": {...}}`
 /// (like `tests/fixtures/openclaw/*.json`). The chain lists loaded providers only. Exit 0 with
@@ -133,9 +156,10 @@ pub fn route_explain_cmd(
     rules: &Path,
     format: Format,
     request_json: &[u8],
-    classify: bool,
+    options: ExplainOptions,
     out: &mut dyn Write,
 ) -> i32 {
+    let ExplainOptions { classify, previous } = options;
     let cfg = match Config::load(config) {
         Ok(c) => c,
         Err(e) => return cannot_run(out, format, &format!("cannot load config: {e}")),
@@ -171,10 +195,14 @@ pub fn route_explain_cmd(
     };
     let loaded: Vec<&str> = cfg.loaded_providers().map(|p| p.id.as_str()).collect();
     let view = inbound.view(&headers);
-    let facts = Facts::of(&view);
-    let (routed, Steps(steps)) = match explain_route(&cfg, &table, &loaded, view, classify) {
-        Ok(x) => x,
-        Err(e) => return cannot_run(out, format, &e),
+    let recall = Remembered(previous);
+    let (routed, Steps { steps, facts }) =
+        match explain_route(&cfg, &table, &loaded, view, classify, &recall) {
+            Ok(x) => x,
+            Err(e) => return cannot_run(out, format, &e),
+        };
+    let Some(facts) = facts else {
+        return cannot_run(out, format, "the walk recorded no request facts");
     };
     let classifier_note = classifier_note(&cfg.classifier.provider, &routed.classifier);
     let decision = routed.decision;
@@ -216,6 +244,9 @@ pub fn route_explain_cmd(
             ));
             s.push_str(&format!("layer:    {}\n", decision.layer.as_str()));
             s.push_str(&format!("rule:     {}\n", decision.rule));
+            s.push_str(&format!("lane:     {}\n", facts.lane_line()));
+            s.push_str(&format!("peeled:   {}\n", facts.peeled_line()));
+            s.push_str(&format!("conversation: {}\n", facts.conversation_line()));
             s.push_str(&format!("request:  {}\n", facts.line()));
             if decision.layer == Layer::Direct {
                 s.push_str(
@@ -256,9 +287,10 @@ fn explain_route(
     loaded: &[&str],
     view: RouteView<'_>,
     classify: bool,
+    recall: &Remembered,
 ) -> Result<(Routed, Steps), String> {
     let lookup = |model: &str| loaded.contains(&model).then(|| Arc::from(model));
-    let router = Router::new(table, &cfg.classifier, &lookup);
+    let router = Router::new(table, &cfg.classifier, &lookup).with_recall(recall);
     let mut steps = Steps::default();
     if !classify || !cfg.classifier.enabled {
         let routed = router.route_now(view, &mut steps);

@@ -26,7 +26,8 @@ use serde::Deserialize;
 use crate::config::ClassifierConfig;
 use crate::request::ChatRequest;
 use crate::router::explain::Steps;
-use crate::router::{Layer, RouteTable, RouteView, Router};
+use crate::router::{Layer, Previous, Remembered, RouteTable, RouteView, Router};
+use std::sync::Arc;
 use crate::rules::ast::{FileId, Span};
 use crate::rules::diag::{codes, did_you_mean, Diagnostic, SourceMap};
 
@@ -57,7 +58,18 @@ struct Case {
     request: Option<serde_json::Value>,
     #[serde(default)]
     request_file: Option<String>,
+    /// The conversation's previous decision (`{provider, rule}`), as the server remembers it.
+    #[serde(default)]
+    previous: Option<PreviousSpec>,
     expect: Expect,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreviousSpec {
+    provider: String,
+    #[serde(default)]
+    rule: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,6 +88,12 @@ struct Expect {
     layer: Option<String>,
     #[serde(default)]
     provider: Option<String>,
+    /// The request's lane.
+    #[serde(default)]
+    lane: Option<String>,
+    /// `last_user` after the envelope is peeled.
+    #[serde(default)]
+    last_user: Option<String>,
 }
 
 /// What running the rule tests found.
@@ -247,10 +265,16 @@ fn run_case(case: &Case, base: &Path, routing: &Routing<'_>) -> Result<(), Failu
             .then(|| std::sync::Arc::from(model))
     };
     let mut steps = Steps::default();
+    let recall = Remembered(case.previous.as_ref().map(|p| Previous {
+        provider: Arc::from(p.provider.as_str()),
+        rule: Arc::from(p.rule.as_deref().unwrap_or("default")),
+    }));
     let routed = Router::new(routing.table, disabled, &defined)
+        .with_recall(&recall)
         .route_now(RouteView::chat(&req, &map), &mut steps);
+    let facts = steps.facts.take();
     let decision = routed.decision;
-    let trace = (decision.layer != Layer::Direct).then_some(steps.0);
+    let trace = (decision.layer != Layer::Direct).then_some(steps.steps);
     let chain = decision.chain(routing.fallback_chain, |id| {
         routing.defined.iter().any(|p| p == id)
     });
@@ -271,11 +295,25 @@ fn run_case(case: &Case, base: &Path, routing: &Routing<'_>) -> Result<(), Failu
             wrong.push(format!("provider `{p}`"));
         }
     }
+    let mut got_more = String::new();
+    if let Some(l) = &case.expect.lane {
+        if **l != *routed.lane {
+            wrong.push(format!("lane `{l}`"));
+            got_more.push_str(&format!(", lane `{}`", routed.lane));
+        }
+    }
+    if let (Some(want), Some(facts)) = (&case.expect.last_user, &facts) {
+        let got = facts.last_user_full.as_str();
+        if want.trim() != got {
+            wrong.push(format!("last_user {want:?}"));
+            got_more.push_str(&format!(", last_user {got:?}"));
+        }
+    }
     if wrong.is_empty() {
         return Ok(());
     }
     let msg = format!(
-        "rule test `{}` failed: expected {}, got rule `{}` (layer `{}`, provider `{provider}`)",
+        "rule test `{}` failed: expected {}, got rule `{}` (layer `{}`, provider `{provider}`{got_more})",
         case.name,
         wrong.join(", "),
         decision.rule,

@@ -57,17 +57,25 @@ pub struct Explained {
     pub steps: Vec<Step>,
 }
 
-/// A [`Trace`] that keeps every step.
+/// A [`Trace`] that keeps every step, and what the rules read of the request.
 #[derive(Debug, Clone, Default)]
-pub struct Steps(pub Vec<Step>);
+pub struct Steps {
+    pub steps: Vec<Step>,
+    /// Recorded when the walk ends.
+    pub facts: Option<Facts>,
+}
 
 impl Trace for Steps {
+    fn request(&mut self, features: &mut Features<'_, '_>) {
+        self.facts = Some(Facts::of(features));
+    }
+
     fn rule(&mut self, rule: &CompiledRule, matched: bool, features: &mut Features<'_, '_>) {
         let why = match &rule.explain {
             None => "no condition: always matches".to_owned(),
             Some(x) => describe(x, features).1,
         };
-        self.0.push(Step {
+        self.steps.push(Step {
             layer: rule.layer,
             rule: rule.name.clone(),
             matched,
@@ -84,7 +92,7 @@ impl Trace for Steps {
                 format!("`{provider}` would be asked here (run with --classify to ask it)"),
             ),
         };
-        self.0.push(Step {
+        self.steps.push(Step {
             layer: Layer::Classifier,
             rule: Arc::from("llm-classifier"),
             matched,
@@ -96,8 +104,20 @@ impl Trace for Steps {
 /// What the rules read of a request, as `route --explain` shows it before the rules tried.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Facts {
-    /// `last_user`, shown cut to its first 60 characters.
+    /// `last_user` (envelope peeled), shown cut to its first 60 characters.
     pub last_user: String,
+    /// `last_user` in full.
+    pub last_user_full: String,
+    /// The envelopes peeled off the last person message, by name.
+    pub peeled: Vec<String>,
+    /// The request's lane, and why.
+    pub lane: String,
+    pub lane_why: String,
+    /// The conversation key (hex) and where it came from.
+    pub conversation: String,
+    pub key_source: String,
+    /// The conversation's previous provider and rule, when remembered.
+    pub previous: Option<(String, String)>,
     pub tokens: u64,
     pub last_user_tokens: u64,
     pub user_turns: usize,
@@ -109,18 +129,82 @@ pub struct Facts {
 }
 
 impl Facts {
-    pub fn of(view: &RouteView<'_>) -> Self {
-        let last_user = view.last_user();
+    pub fn of(features: &mut Features<'_, '_>) -> Self {
+        let last_user = features.last_user().into_owned();
+        let n = features.persons().len();
+        let table = features.table();
+        let peeled = n
+            .checked_sub(1)
+            .and_then(|i| features.peeled(i))
+            .map(|p| {
+                p.found
+                    .iter()
+                    .filter_map(|(i, _)| table.envelopes.get(usize::from(*i)))
+                    .map(|e| e.name.to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let lane = features.lane().to_string();
+        let lane_why = match features.lane_index() {
+            Some(i) => match table.lanes.get(usize::from(i)).and_then(|l| l.explain.as_ref()) {
+                Some(x) => describe(x, features).1,
+                None => String::new(),
+            },
+            None if table.lanes.is_empty() => "no lanes are defined".to_owned(),
+            None => "no lane's condition holds".to_owned(),
+        };
+        let (key, source) = features.conversation();
+        let previous = features
+            .previous()
+            .map(|p| (p.provider.to_string(), p.rule.to_string()));
+        let view = *features.view();
         Facts {
             last_user: show_text(&last_user),
-            tokens: view.estimate_tokens(),
-            last_user_tokens: super::view::text_tokens(&last_user),
-            user_turns: view.user_turns(),
+            last_user_full: last_user.clone(),
+            peeled,
+            lane,
+            lane_why,
+            conversation: format!("{key:016x}"),
+            key_source: source.as_str().to_owned(),
+            previous,
+            tokens: features.int(IntSource::Tokens),
+            last_user_tokens: features.int(IntSource::LastUserTokens),
+            user_turns: n,
             messages: view.messages.len(),
             tools: view.tools,
             tool_loop: view.continues_tool_loop(),
             images: view.has_image(),
             stream: view.stream,
+        }
+    }
+
+    /// The lane line: `subagent (envelope("runtime") = "…" (contains ":subagent:"))`.
+    pub fn lane_line(&self) -> String {
+        if self.lane_why.is_empty() {
+            self.lane.clone()
+        } else {
+            format!("{} ({})", self.lane, self.lane_why)
+        }
+    }
+
+    /// The conversation line: `key 9f3c… from runtime, previous deepseek-chat (rule sticky)`.
+    pub fn conversation_line(&self) -> String {
+        let previous = match &self.previous {
+            Some((p, r)) => format!("previous {p} (rule {r})"),
+            None => "no previous decision".to_owned(),
+        };
+        format!(
+            "key {} from {}, {previous}",
+            self.conversation, self.key_source
+        )
+    }
+
+    /// The peeled line: what came off the last person message.
+    pub fn peeled_line(&self) -> String {
+        if self.peeled.is_empty() {
+            "nothing".to_owned()
+        } else {
+            self.peeled.join(", ")
         }
     }
 
@@ -143,6 +227,12 @@ impl Facts {
 
     pub fn json(&self) -> serde_json::Value {
         serde_json::json!({
+            "lane": self.lane,
+            "lane_why": self.lane_why,
+            "peeled": self.peeled,
+            "conversation": self.conversation,
+            "key_source": self.key_source,
+            "previous": self.previous.as_ref().map(|(p, r)| serde_json::json!({"provider": p, "rule": r})),
             "last_user": self.last_user,
             "tokens": self.tokens,
             "last_user_tokens": self.last_user_tokens,
@@ -165,7 +255,7 @@ pub fn explain(table: &RouteTable, req: &ChatRequest<'_>, headers: &HeaderMap) -
     let routed = router.route_now(RouteView::chat(req, headers), &mut steps);
     Explained {
         decision: routed.decision,
-        steps: steps.0,
+        steps: steps.steps,
     }
 }
 

@@ -9,10 +9,14 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use super::envelope::{peel, Peeled};
 use super::program::{compare, fold, Atom, BoolField, Instr, IntSource, TextField};
-use super::scan::{occurs, scan};
-use super::view::RouteView;
+use super::route::{main_lane, KeySource, Previous, Recall};
+use super::scan::{occurs, scan, Hit};
+use super::view::{text_tokens, RouteView};
 use super::{CompiledRule, RouteTable};
+use crate::request::ConversationHint;
+use crate::util::Fx;
 
 /// Per-request lazily computed state for one text slot.
 #[derive(Default)]
@@ -35,7 +39,24 @@ pub struct Features<'t, 'r> {
     scores: Vec<Option<u64>>,
     /// Per regex: 0 not evaluated yet, 1 no match, 2 match.
     regexes: Vec<u8>,
+    /// The conversations' previous decisions, when routing tracks them.
+    recall: Option<&'t dyn Recall>,
+    /// The messages a person wrote, as sent (read on first need).
+    persons: Option<Vec<Cow<'r, str>>>,
+    /// Each of them peeled, on first need.
+    peeled: Vec<Option<Peeled<'r>>>,
+    /// The lane's index in the table's lanes (`None` inside: main), once decided.
+    lane: Option<Option<u16>>,
+    /// The conversation key (lane included) and where it came from, once computed.
+    conversation: Option<(u64, KeySource)>,
+    /// The conversation's previous decision, once asked.
+    previous: Option<Option<Previous>>,
 }
+
+/// Bytes of the system prompt and of the first person message hashed into a conversation key
+/// when nothing names the conversation: enough to tell conversations apart, and before the
+/// dynamic parts (OpenClaw's system prompt ends with the current date).
+const HASHED_PREFIX: usize = 4096;
 
 impl<'t, 'r> Features<'t, 'r> {
     pub fn new(table: &'t RouteTable, view: RouteView<'r>) -> Self {
@@ -50,7 +71,201 @@ impl<'t, 'r> Features<'t, 'r> {
             images: None,
             scores: vec![None; table.sets.len()],
             regexes: vec![0; table.regexes.len()],
+            recall: None,
+            persons: None,
+            peeled: Vec::new(),
+            lane: None,
+            conversation: None,
+            previous: None,
         }
+    }
+
+    /// Features that read the conversations' previous decisions from `recall`.
+    pub fn with_recall(mut self, recall: Option<&'t dyn Recall>) -> Self {
+        self.recall = recall;
+        self
+    }
+
+    /// The request's view.
+    pub fn view(&self) -> &RouteView<'r> {
+        &self.view
+    }
+
+    /// The table the features are read for.
+    pub fn table(&self) -> &'t RouteTable {
+        self.table
+    }
+
+    /// The messages a person wrote, as sent.
+    pub fn persons(&mut self) -> &[Cow<'r, str>] {
+        if self.persons.is_none() {
+            let persons: Vec<Cow<'r, str>> = self.view.person_messages().collect();
+            self.peeled = vec![None; persons.len()];
+            self.persons = Some(persons);
+        }
+        self.persons.as_deref().unwrap_or(&[])
+    }
+
+    /// Person message `i` with its envelope peeled.
+    pub fn peeled(&mut self, i: usize) -> Option<&Peeled<'r>> {
+        let raw = self.persons().get(i)?.clone();
+        if self.peeled.get(i)?.is_none() {
+            self.peeled[i] = Some(peel(&self.table.envelopes, raw));
+        }
+        self.peeled.get(i)?.as_ref()
+    }
+
+    /// What the person wrote last, envelope peeled (`last_user`).
+    pub fn last_user(&mut self) -> Cow<'r, str> {
+        let n = self.persons().len();
+        match n.checked_sub(1).and_then(|i| self.peeled(i)) {
+            Some(p) => p.text.clone(),
+            None => Cow::Borrowed(""),
+        }
+    }
+
+    /// What the person wrote last, as sent (`last_user_raw`).
+    pub fn last_user_raw(&mut self) -> Cow<'r, str> {
+        self.persons().last().cloned().unwrap_or(Cow::Borrowed(""))
+    }
+
+    /// Every person message peeled, joined by newlines (`user`).
+    fn user(&mut self) -> Cow<'r, str> {
+        let n = self.persons().len();
+        if n == 1 {
+            return self.last_user();
+        }
+        let mut out = String::new();
+        for i in 0..n {
+            if let Some(p) = self.peeled(i) {
+                if i > 0 {
+                    out.push('\n');
+                }
+                out.push_str(&p.text);
+            }
+        }
+        Cow::Owned(out)
+    }
+
+    /// What envelope `name` matched in the latest person message it occurs in.
+    pub fn envelope(&mut self, name: &str) -> Option<String> {
+        let idx = self
+            .table
+            .envelopes
+            .iter()
+            .position(|e| e.name.as_ref() == name)? as u16;
+        let n = self.persons().len();
+        (0..n)
+            .rev()
+            .find_map(|i| self.peeled(i)?.matched(idx).map(str::to_owned))
+    }
+
+    /// The request's lane: the first lane whose condition holds, else `main`.
+    pub fn lane(&mut self) -> Arc<str> {
+        let table = self.table;
+        match self.lane_index() {
+            Some(i) => table
+                .lanes
+                .get(usize::from(i))
+                .map_or_else(main_lane, |l| l.name.clone()),
+            None => main_lane(),
+        }
+    }
+
+    /// The index of the request's lane in the table's lanes; `None`: main.
+    pub fn lane_index(&mut self) -> Option<u16> {
+        if let Some(l) = self.lane {
+            return l;
+        }
+        // A lane's condition never reads `lane` (the checker refuses it); should one, it reads
+        // `main` rather than recursing.
+        self.lane = Some(None);
+        let table = self.table;
+        let found = table
+            .lanes
+            .iter()
+            .position(|l| self.run(table.code_at(&l.prog)))
+            .map(|i| i as u16);
+        self.lane = Some(found);
+        found
+    }
+
+    /// The conversation key, the lane included, and where it came from: the client's own
+    /// (`prompt_cache_key`, `user`, `metadata.user_id`), else what an envelope marked `key`
+    /// matched (OpenClaw's Runtime line), else a hash of the start of the system prompt and of
+    /// the first message a person wrote.
+    pub fn conversation(&mut self) -> (u64, KeySource) {
+        if let Some((k, s)) = &self.conversation {
+            return (*k, s.clone());
+        }
+        let mut h = Fx::new();
+        let source = if let Some((hint, text)) = self.view.conversation {
+            h.feed(text.as_bytes());
+            match hint {
+                ConversationHint::PromptCacheKey => KeySource::PromptCacheKey,
+                ConversationHint::User => KeySource::User,
+                ConversationHint::MetadataUserId => KeySource::MetadataUserId,
+            }
+        } else if let Some((name, text)) = self.key_envelope() {
+            h.feed(text.as_bytes());
+            KeySource::Envelope(name)
+        } else {
+            let system = self.view.first_system();
+            h.feed(head(&system, HASHED_PREFIX).as_bytes());
+            h.feed(&[0]);
+            let first = self.persons().first().cloned().unwrap_or_default();
+            h.feed(head(&first, HASHED_PREFIX).as_bytes());
+            KeySource::Hash
+        };
+        h.feed(&[0xff]);
+        h.feed(source.as_str().as_bytes());
+        h.feed(&[0xff]);
+        h.feed(self.lane().as_bytes());
+        let key = h.finish();
+        self.conversation = Some((key, source.clone()));
+        (key, source)
+    }
+
+    /// The first person message's match of an envelope marked `key`, and that envelope's name.
+    fn key_envelope(&mut self) -> Option<(Arc<str>, String)> {
+        let table = self.table;
+        if !table.envelopes.iter().any(|e| e.key) {
+            return None;
+        }
+        let n = self.persons().len();
+        for i in 0..n {
+            let Some(p) = self.peeled(i) else { continue };
+            for (idx, text) in &p.found {
+                let Some(e) = table.envelopes.get(usize::from(*idx)) else {
+                    continue;
+                };
+                if e.key {
+                    return Some((e.name.clone(), text.trim().to_owned()));
+                }
+            }
+        }
+        None
+    }
+
+    /// The conversation's previous decision, when routing tracks conversations and remembers
+    /// this one.
+    pub fn previous(&mut self) -> Option<&Previous> {
+        if self.previous.is_none() {
+            let found = match self.recall {
+                Some(recall) => {
+                    let (key, _) = self.conversation();
+                    recall.recall(key)
+                }
+                None => None,
+            };
+            self.previous = Some(found);
+        }
+        self.previous.as_ref().and_then(Option::as_ref)
+    }
+
+    /// Whether routing tracks conversations (the router was given a memory of them).
+    pub fn tracks_conversations(&self) -> bool {
+        self.recall.is_some()
     }
 
     /// The classifier answered: `label` reads `label` from now on. What was computed from
@@ -91,7 +306,7 @@ impl<'t, 'r> Features<'t, 'r> {
                     .need_lits
                     .get(need.lits.start as usize..need.lits.end as usize)
                     .unwrap_or(&[]);
-                if !lits.iter().any(|&l| occurs(hits, l, false)) {
+                if !lits.iter().any(|&l| occurs(hits, l, Hit::Any)) {
                     return false;
                 }
             }
@@ -182,13 +397,34 @@ impl<'t, 'r> Features<'t, 'r> {
         if state.raw.is_some() {
             return;
         }
-        let field = self.table.slots.get(slot as usize).map(|i| &i.field);
-        let raw = match (field, &self.label) {
-            (Some(TextField::Label), Some(label)) => Cow::Owned(label.to_string()),
-            (Some(f), _) => self.view.text(f),
-            (None, _) => Cow::Borrowed(""),
+        let table = self.table;
+        let raw = match table.slots.get(slot as usize).map(|i| &i.field) {
+            Some(field) => self.field_text(field),
+            None => Cow::Borrowed(""),
         };
         self.slots[slot as usize].raw = Some(raw);
+    }
+
+    /// A text field's value.
+    pub fn field_text(&mut self, field: &TextField) -> Cow<'r, str> {
+        match field {
+            TextField::Label => match &self.label {
+                Some(label) => Cow::Owned(label.to_string()),
+                None => Cow::Borrowed(""),
+            },
+            TextField::LastUser => self.last_user(),
+            TextField::LastUserRaw => self.last_user_raw(),
+            TextField::User => self.user(),
+            TextField::Lane => Cow::Owned(self.lane().to_string()),
+            TextField::PreviousProvider => self
+                .previous()
+                .map_or(Cow::Borrowed(""), |p| Cow::Owned(p.provider.to_string())),
+            TextField::PreviousRule => self
+                .previous()
+                .map_or(Cow::Borrowed(""), |p| Cow::Owned(p.rule.to_string())),
+            TextField::Envelope(name) => self.envelope(name).map_or(Cow::Borrowed(""), Cow::Owned),
+            TextField::Model | TextField::System | TextField::Header(_) => self.view.text(field),
+        }
     }
 
     fn hits(&mut self, slot: u16) -> &[u64] {
@@ -216,7 +452,8 @@ impl<'t, 'r> Features<'t, 'r> {
     }
 
     fn lit_hit(&mut self, slot: u16, lit: u32, word: bool) -> bool {
-        occurs(self.hits(slot), lit, word)
+        let how = if word { Hit::Word } else { Hit::Any };
+        occurs(self.hits(slot), lit, how)
     }
 
     /// Whether regex `idx` matches; it only runs when the scan found one of its prefixes.
@@ -273,8 +510,8 @@ impl<'t, 'r> Features<'t, 'r> {
                 self.tokens = Some(t);
                 t
             }
-            IntSource::LastUserTokens => self.view.last_user_tokens(),
-            IntSource::UserTurns => self.view.user_turns() as u64,
+            IntSource::LastUserTokens => text_tokens(&self.last_user()),
+            IntSource::UserTurns => self.persons().len() as u64,
             IntSource::Messages => self.view.messages.len() as u64,
             IntSource::MaxTokens => self.view.max_tokens.unwrap_or(0),
             IntSource::Score(set) => self.score(set),
@@ -293,9 +530,12 @@ impl<'t, 'r> Features<'t, 'r> {
         let total = def
             .entries
             .iter()
-            .filter(|(lit, _)| occurs(hits, *lit, true))
-            .map(|(_, w)| *w)
-            .fold(0u64, u64::saturating_add);
+            .filter(|e| {
+                let how = if e.stem { Hit::WordStart } else { Hit::Word };
+                occurs(hits, e.lit, how)
+            })
+            .fold(0i64, |sum, e| sum.saturating_add(e.weight))
+            .max(0) as u64;
         if let Some(s) = self.scores.get_mut(set as usize) {
             *s = Some(total);
         }
@@ -318,6 +558,18 @@ impl<'t, 'r> Features<'t, 'r> {
             }
         }
     }
+}
+
+/// The first `max` bytes of `text`, cut at a character boundary.
+fn head(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 #[cfg(test)]

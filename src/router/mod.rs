@@ -13,6 +13,7 @@
 //! [`features::Features`] (texts scanned once by [`scan`]). The first rule whose program
 //! yields true wins; then the `default`; then layer `fallback`, rule `no-match`.
 
+pub mod envelope;
 pub mod explain;
 pub mod features;
 pub mod program;
@@ -29,7 +30,7 @@ use crate::request::ChatRequest;
 use program::{Atom, Instr, RegexAtom, ScoreSet, TextIndex};
 pub use route::{
     Answer, Classify, Conversation, KeySource, NoClassifier, NoRecall, NoTrace, Previous, Recall,
-    Routed, Router,
+    Remembered, Routed, Router,
 };
 pub use view::RouteView;
 
@@ -151,16 +152,47 @@ pub struct CompiledRule {
     pub(crate) need: Option<program::Need>,
     /// The condition's shape with each test's source text, for `route --explain`.
     pub(crate) explain: Option<explain::XCond>,
+    /// A target is `previous`: the rule only matches when the conversation has a previous
+    /// provider, which takes that target's place.
+    pub(crate) uses_previous: bool,
 }
 
 impl CompiledRule {
-    fn decision(&self) -> Decision {
+    /// The rule's decision; `previous` (the conversation's previous provider) stands for the
+    /// target `previous`, which is dropped when there is none.
+    fn decision(&self, previous: Option<&Arc<str>>) -> Decision {
+        let targets = if self.uses_previous {
+            self.targets
+                .iter()
+                .filter_map(|t| {
+                    if t.as_ref() == PREVIOUS_TARGET {
+                        previous.cloned()
+                    } else {
+                        Some(t.clone())
+                    }
+                })
+                .collect()
+        } else {
+            self.targets.clone()
+        };
         Decision {
             layer: self.layer,
             rule: self.name.clone(),
-            targets: self.targets.clone(),
+            targets,
         }
     }
+}
+
+/// The route target that names the conversation's previous provider.
+pub const PREVIOUS_TARGET: &str = "previous";
+
+/// A compiled `lane NAME when ...`.
+#[derive(Debug)]
+pub struct CompiledLane {
+    pub name: Arc<str>,
+    /// Its condition's program in [`RouteTable::code`].
+    pub(crate) prog: std::ops::Range<u32>,
+    pub(crate) explain: Option<explain::XCond>,
 }
 
 /// What `/health` shows about the loaded rules.
@@ -188,6 +220,10 @@ pub struct RouteTable {
     pub(crate) slots: Vec<TextIndex>,
     pub(crate) sets: Vec<ScoreSet>,
     pub(crate) regexes: Vec<RegexAtom>,
+    /// Envelopes in declaration order.
+    pub(crate) envelopes: Vec<envelope::Envelope>,
+    /// Lanes in declaration order; the first that matches is the request's lane.
+    pub(crate) lanes: Vec<CompiledLane>,
     pub(crate) info: TableInfo,
 }
 
@@ -254,9 +290,23 @@ impl RouteTable {
 
     /// A rule's program.
     pub(crate) fn program(&self, rule: &CompiledRule) -> &[Instr] {
+        self.code_at(&rule.prog)
+    }
+
+    pub(crate) fn code_at(&self, prog: &std::ops::Range<u32>) -> &[Instr] {
         self.code
-            .get(rule.prog.start as usize..rule.prog.end as usize)
+            .get(prog.start as usize..prog.end as usize)
             .unwrap_or(&[])
+    }
+
+    /// The envelopes, in declaration order.
+    pub fn envelopes(&self) -> &[envelope::Envelope] {
+        &self.envelopes
+    }
+
+    /// The lanes, in declaration order.
+    pub fn lanes(&self) -> &[CompiledLane] {
+        &self.lanes
     }
 
     /// The rules in evaluation order.

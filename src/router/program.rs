@@ -44,10 +44,21 @@ impl CmpOp {
 pub enum TextField {
     /// The requested model, as sent (trimmed).
     Model,
-    /// Every user message a person wrote, joined by newlines.
+    /// Every user message a person wrote, envelopes peeled, joined by newlines.
     User,
-    /// The last user message a person wrote (client-internal context messages are skipped).
+    /// The last user message a person wrote, its envelope peeled (client-internal context
+    /// messages are skipped).
     LastUser,
+    /// That message as the client sent it, envelope included.
+    LastUserRaw,
+    /// The request's lane: the first `lane` whose condition holds, else `main`.
+    Lane,
+    /// The provider that answered the conversation's previous request (`""`: none remembered).
+    PreviousProvider,
+    /// The rule that decided the conversation's previous request (`""`: none remembered).
+    PreviousRule,
+    /// What envelope NAME matched in the latest person message it occurs in (`""`: none).
+    Envelope(String),
     /// System and developer messages, joined by newlines.
     System,
     /// The classifier's answer (an upper-case label such as `REASONING`); `""` when the
@@ -64,6 +75,11 @@ impl TextField {
             TextField::Model => "model".into(),
             TextField::User => "user".into(),
             TextField::LastUser => "last_user".into(),
+            TextField::LastUserRaw => "last_user_raw".into(),
+            TextField::Lane => "lane".into(),
+            TextField::PreviousProvider => "previous_provider".into(),
+            TextField::PreviousRule => "previous_rule".into(),
+            TextField::Envelope(n) => format!("envelope({n:?})"),
             TextField::System => "system".into(),
             TextField::Label => "label".into(),
             TextField::Header(h) => format!("header({h:?})"),
@@ -72,7 +88,14 @@ impl TextField {
 
     /// Whether equality tests on this field are hash lookups (short, exact-match fields).
     pub fn hashed(&self) -> bool {
-        matches!(self, TextField::Model | TextField::Header(_))
+        matches!(
+            self,
+            TextField::Model
+                | TextField::Header(_)
+                | TextField::Lane
+                | TextField::PreviousProvider
+                | TextField::PreviousRule
+        )
     }
 }
 
@@ -90,7 +113,7 @@ pub enum IntSource {
     Messages,
     /// `max_completion_tokens` or `max_tokens`; 0 when absent.
     MaxTokens,
-    /// Sum of the weights of a keyword set's distinct keywords found in a field.
+    /// Sum of the weights of a keyword set's distinct keywords found in a field, never below 0.
     Score(u32),
 }
 
@@ -286,8 +309,16 @@ pub fn need(
     }
 }
 
+/// A score above 0 needs one of the set's positively weighted keywords.
 fn score_need(set: &ScoreSet) -> Option<(Slot, Vec<u32>)> {
-    Some((set.slot, set.entries.iter().map(|(lit, _)| *lit).collect()))
+    Some((
+        set.slot,
+        set.entries
+            .iter()
+            .filter(|e| e.weight > 0)
+            .map(|e| e.lit)
+            .collect(),
+    ))
 }
 
 /// Everything compiled for one text field.
@@ -308,6 +339,8 @@ pub struct LitInfo {
     pub text: Box<str>,
     /// Some rule tests it as a whole word (keyword sets).
     pub as_word: bool,
+    /// Some rule tests it as the start of a word (keywords written `"stem*"`).
+    pub as_stem: bool,
     /// A word boundary is needed before / after it (its first / last char is a letter or digit
     /// of a script that separates words with spaces).
     pub bound_start: bool,
@@ -353,8 +386,19 @@ pub struct ScoreSet {
     /// `math` or `math, user`, as written in rules (for explain).
     pub display: String,
     pub slot: Slot,
-    /// Distinct keywords: literal index in the slot and weight.
-    pub entries: Vec<(u32, u64)>,
+    /// Distinct keywords.
+    pub entries: Vec<ScoreEntry>,
+}
+
+/// One keyword of a compiled set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScoreEntry {
+    /// Its literal in the slot's automaton.
+    pub lit: u32,
+    /// Negative: evidence against.
+    pub weight: i64,
+    /// Written `"stem*"`: counts at the start of any word.
+    pub stem: bool,
 }
 
 /// Whether `c` is part of a word for keyword boundaries: a letter or digit of a script that

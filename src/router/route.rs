@@ -57,6 +57,8 @@ pub trait Trace {
     fn rule(&mut self, rule: &CompiledRule, matched: bool, features: &mut Features<'_, '_>);
     /// The classifier (`provider`) was asked, or would have been.
     fn classifier(&mut self, provider: &str, answer: &Answer);
+    /// The walk ended; `features` holds what the rules read of the request.
+    fn request(&mut self, _features: &mut Features<'_, '_>) {}
 }
 
 /// Records nothing.
@@ -68,6 +70,18 @@ impl Trace for NoTrace {
     fn rule(&mut self, _: &CompiledRule, _: bool, _: &mut Features<'_, '_>) {}
     #[inline(always)]
     fn classifier(&mut self, _: &str, _: &Answer) {}
+    #[inline(always)]
+    fn request(&mut self, _: &mut Features<'_, '_>) {}
+}
+
+/// Remembers one decision for every conversation (`route --explain --previous`, rule tests).
+#[derive(Debug, Clone, Default)]
+pub struct Remembered(pub Option<Previous>);
+
+impl Recall for Remembered {
+    fn recall(&self, _key: u64) -> Option<Previous> {
+        self.0.clone()
+    }
 }
 
 /// How the classifier took part in a decision.
@@ -252,33 +266,36 @@ impl<'a> Router<'a> {
     /// The walk up to the classifier: a decision, or the request's features and the text to
     /// classify.
     fn start<'v, T: Trace>(&self, view: RouteView<'v>, trace: &mut T) -> Walk<'a, 'v> {
-        let decided = |decision, classifier| {
-            Walk::Decided(Routed {
-                decision,
-                classifier,
-                lane: main_lane(),
-                conversation: None,
-            })
-        };
-        if let Some(id) = (self.provider)(view.model) {
-            return decided(Decision::direct(id), ClassifierUse::NotReached);
-        }
         let table = self.table;
         let cfg = self.classifier;
-        let mut features = Features::new(table, view);
+        let mut features = Features::new(table, view).with_recall(self.recall);
+        if let Some(id) = (self.provider)(view.model) {
+            return Walk::Decided(self.routed(
+                &mut features,
+                Decision::direct(id),
+                ClassifierUse::NotReached,
+                trace,
+            ));
+        }
         let split = if cfg.enabled {
             table.classifier_start()
         } else {
             table.rules.len()
         };
         let (before, classifier_rules) = table.rules.split_at(split);
-        if let Some(rule) = walk(&mut features, before, trace) {
-            return decided(rule.decision(), ClassifierUse::NotReached);
+        if let Some(decision) = walk(&mut features, before, trace) {
+            return Walk::Decided(self.routed(
+                &mut features,
+                decision,
+                ClassifierUse::NotReached,
+                trace,
+            ));
         }
         if !cfg.enabled {
-            return decided(table.default_decision(), ClassifierUse::NotReached);
+            let d = table.default_decision();
+            return Walk::Decided(self.routed(&mut features, d, ClassifierUse::NotReached, trace));
         }
-        let text = view.last_user();
+        let text = features.last_user();
         let skipped = if text.trim().is_empty() {
             Some(NOTHING_TO_CLASSIFY)
         } else if classifier_rules.is_empty() && cfg.category_routing.is_empty() {
@@ -290,8 +307,13 @@ impl<'a> Router<'a> {
             // Nothing to classify: classifier rules still run, with `label` empty.
             Some(why) => {
                 let decision = walk(&mut features, classifier_rules, trace)
-                    .map_or_else(|| table.default_decision(), CompiledRule::decision);
-                decided(decision, ClassifierUse::Skipped(why))
+                    .unwrap_or_else(|| table.default_decision());
+                Walk::Decided(self.routed(
+                    &mut features,
+                    decision,
+                    ClassifierUse::Skipped(why),
+                    trace,
+                ))
             }
             None => Walk::Classify {
                 features,
@@ -315,7 +337,7 @@ impl<'a> Router<'a> {
         let decided = match &answer {
             Answer::Label(label) if !classifier_rules.is_empty() => {
                 features.set_label(Arc::clone(label));
-                walk(&mut features, classifier_rules, trace).map(CompiledRule::decision)
+                walk(&mut features, classifier_rules, trace)
             }
             Answer::Label(label) => cfg.route_for(label).map(|p| Decision {
                 layer: Layer::Classifier,
@@ -330,11 +352,34 @@ impl<'a> Router<'a> {
                 })
             }
         };
+        let decision = decided.unwrap_or_else(|| table.default_decision());
+        self.routed(&mut features, decision, ClassifierUse::Asked(answer), trace)
+    }
+
+    /// A decision with the request's lane and, when conversations are tracked, its
+    /// conversation.
+    fn routed<T: Trace>(
+        &self,
+        features: &mut Features<'_, '_>,
+        decision: Decision,
+        classifier: ClassifierUse,
+        trace: &mut T,
+    ) -> Routed {
+        trace.request(features);
+        let lane = features.lane();
+        let conversation = self.recall.map(|_| {
+            let (key, source) = features.conversation();
+            Conversation {
+                key,
+                source,
+                previous: features.previous().cloned(),
+            }
+        });
         Routed {
-            decision: decided.unwrap_or_else(|| table.default_decision()),
-            classifier: ClassifierUse::Asked(answer),
-            lane: main_lane(),
-            conversation: None,
+            decision,
+            classifier,
+            lane,
+            conversation,
         }
     }
 }
@@ -342,7 +387,7 @@ impl<'a> Router<'a> {
 /// The lane of a request no `lane` item claimed.
 pub const MAIN_LANE: &str = "main";
 
-fn main_lane() -> Arc<str> {
+pub(crate) fn main_lane() -> Arc<str> {
     static MAIN: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
     MAIN.get_or_init(|| Arc::from(MAIN_LANE)).clone()
 }
@@ -359,17 +404,23 @@ enum Walk<'t, 'v> {
     },
 }
 
-/// The first of `rules` that matches, telling `trace` about each one tried.
+/// The decision of the first of `rules` that matches, telling `trace` about each one tried.
+/// A rule routed to `previous` matches only when the conversation has a previous provider.
 fn walk<'t, T: Trace>(
     features: &mut Features<'t, '_>,
     rules: &'t [CompiledRule],
     trace: &mut T,
-) -> Option<&'t CompiledRule> {
+) -> Option<Decision> {
     for rule in rules {
-        let matched = features.matches(rule);
+        let matched = features.matches(rule) && (!rule.uses_previous || features.previous().is_some());
         trace.rule(rule, matched, features);
         if matched {
-            return Some(rule);
+            let previous = if rule.uses_previous {
+                features.previous().map(|p| p.provider.clone())
+            } else {
+                None
+            };
+            return Some(rule.decision(previous.as_ref()));
         }
     }
     None

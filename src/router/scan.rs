@@ -1,5 +1,6 @@
 //! The literal scanner: one pass over a case-folded text finds which of a field's literals
-//! occur, and which occur as whole words, as a bit set (`occurs` reads it).
+//! occur, which occur as whole words and which at the start of a word, as a bit set
+//! (`occurs` reads it).
 
 use aho_corasick::automaton::{Automaton, StateID};
 use aho_corasick::dfa::DFA;
@@ -10,7 +11,7 @@ use super::program::{is_word_char, Scanner, TextIndex};
 /// One pass over the folded text: which of the slot's literals occur, and which occur as
 /// whole words.
 pub(super) fn scan(index: &TextIndex, text: &str) -> Vec<u64> {
-    let mut bits = vec![0u64; (2 * index.lits.len()).div_ceil(64)];
+    let mut bits = vec![0u64; (BITS * index.lits.len()).div_ceil(64)];
     match &index.scanner {
         Some(Scanner::Skip(ac)) => scan_skip(ac, index, text, &mut bits),
         Some(Scanner::Walk { dfa, max_len }) => scan_walk(dfa, *max_len, index, text, &mut bits),
@@ -109,13 +110,20 @@ fn on_match(dfa: &DFA, sid: StateID, index: &TextIndex, text: &str, end: usize, 
         let Some(info) = index.lits.get(lit) else {
             continue;
         };
-        mark(bits, lit, false);
-        if info.as_word
-            && !occurs(bits, lit as u32, true)
-            && (!info.bound_start || !prev_is_word(bytes, text, end - info.text.len()))
-            && (!info.bound_end || !next_is_word(bytes, text, end))
-        {
-            mark(bits, lit, true);
+        mark(bits, lit, Hit::Any);
+        let word = info.as_word && !occurs(bits, lit as u32, Hit::Word);
+        let stem = info.as_stem && !occurs(bits, lit as u32, Hit::WordStart);
+        if !(word || stem) {
+            continue;
+        }
+        if info.bound_start && prev_is_word(bytes, text, end - info.text.len()) {
+            continue;
+        }
+        if stem {
+            mark(bits, lit, Hit::WordStart);
+        }
+        if word && (!info.bound_end || !next_is_word(bytes, text, end)) {
+            mark(bits, lit, Hit::Word);
         }
     }
 }
@@ -136,39 +144,57 @@ fn scan_skip(ac: &AhoCorasick, index: &TextIndex, text: &str, bits: &mut [u64]) 
         let Some(info) = index.lits.get(lit) else {
             continue;
         };
-        mark(bits, lit, false);
+        mark(bits, lit, Hit::Any);
         let start_ok = !prev_is_word(bytes, text, m.start());
-        if info.as_word
-            && (!info.bound_start || start_ok)
-            && (!info.bound_end || !next_is_word(bytes, text, m.end()))
-        {
-            mark(bits, lit, true);
+        if !info.bound_start || start_ok {
+            if info.as_stem {
+                mark(bits, lit, Hit::WordStart);
+            }
+            if info.as_word && (!info.bound_end || !next_is_word(bytes, text, m.end())) {
+                mark(bits, lit, Hit::Word);
+            }
         }
         for &(p, next_is_word_char) in info.prefixes.iter() {
-            mark(bits, p as usize, false);
+            mark(bits, p as usize, Hit::Any);
             if let Some(pi) = index.lits.get(p as usize) {
-                if pi.as_word
-                    && (!pi.bound_start || start_ok)
-                    && (!pi.bound_end || !next_is_word_char)
-                {
-                    mark(bits, p as usize, true);
+                if !pi.bound_start || start_ok {
+                    if pi.as_stem {
+                        mark(bits, p as usize, Hit::WordStart);
+                    }
+                    if pi.as_word && (!pi.bound_end || !next_is_word_char) {
+                        mark(bits, p as usize, Hit::Word);
+                    }
                 }
             }
         }
     }
 }
 
-/// Whether the scan found literal `lit` (as a whole word if `word`): bit `2*lit` (+1 for the
-/// word) of a slot's hits.
-pub(super) fn occurs(hits: &[u64], lit: u32, word: bool) -> bool {
-    let bit = 2 * lit as usize + usize::from(word);
+/// How a literal occurred.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Hit {
+    /// Anywhere (`contains`, regex prefixes).
+    Any = 0,
+    /// As a whole word or phrase (keywords).
+    Word = 1,
+    /// At the start of a word (keywords written `"stem*"`).
+    WordStart = 2,
+}
+
+/// Bits per literal in a slot's hits.
+const BITS: usize = 3;
+
+/// Whether the scan found literal `lit` the way `hit` says: bit `3*lit + hit` of a slot's
+/// hits.
+pub(super) fn occurs(hits: &[u64], lit: u32, hit: Hit) -> bool {
+    let bit = BITS * lit as usize + hit as usize;
     hits.get(bit / 64)
         .is_some_and(|w| w & (1 << (bit % 64)) != 0)
 }
 
-/// Record that literal `lit` occurs (as a whole word if `word`).
-fn mark(bits: &mut [u64], lit: usize, word: bool) {
-    let bit = 2 * lit + usize::from(word);
+/// Record that literal `lit` occurs the way `hit` says.
+fn mark(bits: &mut [u64], lit: usize, hit: Hit) {
+    let bit = BITS * lit + hit as usize;
     bits[bit / 64] |= 1 << (bit % 64);
 }
 
@@ -200,25 +226,27 @@ mod tests {
     use crate::router::program::{fold, LitInfo};
     use crate::rules::{compile_str, Providers};
 
-    /// Every literal's (occurs, occurs as a word) found by brute force over the folded text.
-    fn naive(lits: &[LitInfo], text: &str) -> Vec<(bool, bool)> {
+    /// Every literal's (occurs, occurs as a word, occurs at a word start) found by brute
+    /// force over the folded text.
+    fn naive(lits: &[LitInfo], text: &str) -> Vec<(bool, bool, bool)> {
         let bytes = text.as_bytes();
         lits.iter()
             .map(|l| {
                 let mut any = false;
                 let mut word = false;
+                let mut stem = false;
                 let starts = (0..text.len())
                     .filter(|&at| text.is_char_boundary(at) && text[at..].starts_with(&*l.text));
                 for at in starts {
                     any = true;
                     let end = at + l.text.len();
-                    if (!l.bound_start || !prev_is_word(bytes, text, at))
-                        && (!l.bound_end || !next_is_word(bytes, text, end))
-                    {
+                    let start_ok = !l.bound_start || !prev_is_word(bytes, text, at);
+                    if start_ok && (!l.bound_end || !next_is_word(bytes, text, end)) {
                         word = true;
                     }
+                    stem |= start_ok;
                 }
-                (any, word && l.as_word)
+                (any, word && l.as_word, stem && l.as_stem)
             })
             .collect()
     }
@@ -241,9 +269,9 @@ mod tests {
         ];
         let sets: [&[&str]; 3] = [
             // short literals: walked
-            &["no", "hi", "taremi", "remi", "straße", "证明", "\\frac"],
+            &["no", "hi", "taremi", "remi*", "straße", "证明", "\\frac", "tare*"],
             // long literals only: skipped ahead with a prefilter
-            &["taremi", "lamiso", "straße", "remiso"],
+            &["taremi", "lamiso*", "straße", "remiso", "tare*"],
             // many literals: walked
             &[],
         ];
@@ -259,15 +287,21 @@ mod tests {
                         i
                     ));
                 }
-                words.extend(["tare", "mi", "so"].map(String::from));
+                words.extend(["tare", "mi*", "so"].map(String::from));
             }
+            let quoted = |w: &str| format!("{w:?}");
             let list = words
                 .iter()
-                .map(|w| format!("{w:?}"))
+                .map(|w| quoted(w))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let plain = words
+                .iter()
+                .map(|w| quoted(w.trim_end_matches('*')))
                 .collect::<Vec<_>>()
                 .join(", ");
             let src = format!(
-                "keywords k {{ {list} }}\nlayer heuristic {{\n  rule a when score(k) >= 999 route p\n  rule b when last_user contains any [{list}] route p\n}}\n"
+                "keywords k {{ {list} }}\nlayer heuristic {{\n  rule a when score(k) >= 999 route p\n  rule b when last_user contains any [{plain}] route p\n}}\n"
             );
             let table =
                 compile_str(&src, &Providers::all_loaded(&["p"])).unwrap_or_else(|r| panic!("{r}"));
@@ -303,13 +337,19 @@ mod tests {
                         );
                         let bits = scan(index, &text);
                         assert!(
-                            occurs(&bits, i as u32, false),
+                            occurs(&bits, i as u32, Hit::Any),
                             "set {n}, {:?} starting at {at}",
                             lit.text
                         );
                         assert_eq!(
-                            occurs(&bits, i as u32, true),
+                            occurs(&bits, i as u32, Hit::Word),
                             lit.as_word,
+                            "set {n}, {:?}",
+                            lit.text
+                        );
+                        assert_eq!(
+                            occurs(&bits, i as u32, Hit::WordStart),
+                            lit.as_stem,
                             "set {n}, {:?}",
                             lit.text
                         );
@@ -320,18 +360,23 @@ mod tests {
                 let len = text.len();
                 let folded = fold(text);
                 let bits = scan(index, &folded);
-                for (i, (any, word)) in naive(lits, &folded).into_iter().enumerate() {
+                for (i, (any, word, stem)) in naive(lits, &folded).into_iter().enumerate() {
                     let lit = i as u32;
                     let text = &lits[i].text;
                     assert_eq!(
-                        occurs(&bits, lit, false),
+                        occurs(&bits, lit, Hit::Any),
                         any,
                         "set {n}, {text:?} in {len} bytes"
                     );
                     assert_eq!(
-                        occurs(&bits, lit, true),
+                        occurs(&bits, lit, Hit::Word),
                         word,
                         "set {n}, {text:?} as a word in {len} bytes"
+                    );
+                    assert_eq!(
+                        occurs(&bits, lit, Hit::WordStart),
+                        stem,
+                        "set {n}, {text:?} at a word start in {len} bytes"
                     );
                 }
             }

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use http::HeaderMap;
 
 use super::program::TextField;
-use crate::request::{ChatRequest, Content, Message, Role};
+use crate::request::{ChatRequest, Content, ConversationHint, Message, Role};
 
 /// Text parts that start with one of these are client-internal context, not something a
 /// person wrote; they are left out of `user` and `last_user`. OpenClaw sends one such `user`
@@ -30,6 +30,8 @@ pub struct RouteView<'r> {
     pub stream: bool,
     /// The answer-length limit the client set, if any.
     pub max_tokens: Option<u64>,
+    /// The conversation the client named (`prompt_cache_key`, `user`, `metadata.user_id`).
+    pub conversation: Option<(ConversationHint, &'r str)>,
     pub headers: &'r HeaderMap,
 }
 
@@ -43,16 +45,22 @@ impl<'r> RouteView<'r> {
             tool_bytes: req.tools.iter().map(|t| t.get().len()).sum(),
             stream: req.stream,
             max_tokens: req.max_tokens,
+            conversation: req.conversation.as_ref().map(|(h, k)| (*h, k.as_ref())),
             headers,
         }
     }
 
-    /// The text of a field. `label` is not part of a request: it reads `""` here, and
-    /// [`super::features::Features`] supplies the classifier's answer.
+    /// The text of a field as the request has it. Envelopes are not peeled here, and what is
+    /// not part of the request (`label`, `lane`, the conversation's previous decision,
+    /// envelopes) reads `""`: [`super::features::Features`] supplies those.
     pub fn text(&self, field: &TextField) -> Cow<'r, str> {
         match field {
             TextField::Model => Cow::Borrowed(self.model),
-            TextField::Label => Cow::Borrowed(""),
+            TextField::Label
+            | TextField::Lane
+            | TextField::PreviousProvider
+            | TextField::PreviousRule
+            | TextField::Envelope(_) => Cow::Borrowed(""),
             TextField::Header(name) => Cow::Owned(
                 self.headers
                     .get(name.as_str())
@@ -60,7 +68,7 @@ impl<'r> RouteView<'r> {
                     .unwrap_or("")
                     .to_owned(),
             ),
-            TextField::LastUser => self.last_user(),
+            TextField::LastUser | TextField::LastUserRaw => self.last_user(),
             TextField::User => join(
                 self.messages
                     .iter()
@@ -86,10 +94,22 @@ impl<'r> RouteView<'r> {
             .unwrap_or(Cow::Borrowed(""))
     }
 
-    /// The size of what the person wrote last, counted as `tokens` counts the whole prompt
-    /// (characters divided by 4, at least 1); 0 when there is none (`last_user_tokens`).
-    pub fn last_user_tokens(&self) -> u64 {
-        text_tokens(&self.last_user())
+    /// The user messages a person wrote (client-internal context messages skipped), as
+    /// sent, in order.
+    pub fn person_messages(&self) -> impl Iterator<Item = Cow<'r, str>> + '_ {
+        self.messages
+            .iter()
+            .filter(|m| m.role == Role::User)
+            .filter_map(person_text)
+    }
+
+    /// The text of the first system (or developer) message.
+    pub fn first_system(&self) -> Cow<'r, str> {
+        self.messages
+            .iter()
+            .find(|m| matches!(m.role, Role::System | Role::Developer))
+            .map(|m| m.content.text())
+            .unwrap_or(Cow::Borrowed(""))
     }
 
     /// How many user messages a person wrote (client-internal context messages not counted).
@@ -115,19 +135,21 @@ impl<'r> RouteView<'r> {
         self.messages.iter().any(|m| m.content.has_image())
     }
 
-    /// The prompt-size estimate behind `tokens`: characters of every message's text (all
-    /// roles, joined by newlines, as the original ClawGate counted) plus the bytes of the tool
-    /// definitions, divided by 4, at least 1. Four characters per token is the usual rule of
-    /// thumb for English; it is meant for thresholds like "long context", not for billing.
+    /// The prompt-size estimate behind `tokens`: the UTF-8 bytes of every message's text
+    /// (all roles, joined by newlines) plus those of the tool definitions, divided by 4, at
+    /// least 1. Four bytes per token is the usual rule of thumb for English (where a byte is a
+    /// character); a CJK character is 3 bytes and about one token, so bytes keep the estimate
+    /// close for other scripts too, and cost nothing to count. It is meant for thresholds like
+    /// "long context", not for billing.
     pub fn estimate_tokens(&self) -> u64 {
-        let mut chars = self.messages.len().saturating_sub(1);
+        let mut bytes = self.messages.len().saturating_sub(1);
         for m in self.messages {
             for t in m.content.text_parts() {
-                chars += count_chars(t);
+                bytes += t.len();
             }
         }
-        chars += self.tool_bytes;
-        ((chars / 4) as u64).max(1)
+        bytes += self.tool_bytes;
+        ((bytes / 4) as u64).max(1)
     }
 }
 
@@ -193,20 +215,8 @@ fn join_space<'r>(mut texts: impl Iterator<Item = &'r str>) -> Cow<'r, str> {
     Cow::Owned(s)
 }
 
-/// A text's size as `last_user_tokens` counts it: characters divided by 4, at least 1; 0 for
-/// an empty text.
+/// A text's size as `last_user_tokens` counts it: UTF-8 bytes divided by 4, rounded up (so
+/// "ok" is 1 and an empty text 0).
 pub fn text_tokens(text: &str) -> u64 {
-    match count_chars(text) {
-        0 => 0,
-        n => ((n / 4) as u64).max(1),
-    }
-}
-
-/// Characters in `s` (bytes when it is ASCII).
-fn count_chars(s: &str) -> usize {
-    if s.is_ascii() {
-        s.len()
-    } else {
-        s.chars().count()
-    }
+    text.len().div_ceil(4) as u64
 }

@@ -35,6 +35,8 @@ pub struct RulesFile {
 /// A top-level item.
 #[derive(Debug, Clone)]
 pub enum Item {
+    Envelope(EnvelopeDef),
+    Lane(LaneDef),
     Keywords(KeywordSet),
     Layer(LayerBlock),
     Default(DefaultRoute),
@@ -48,11 +50,44 @@ pub struct KeywordSet {
     pub span: Span,
 }
 
-/// One keyword (a word or phrase) and its weight (1 unless given).
+/// One keyword (a word or phrase) and its weight (1 unless given; negative: evidence
+/// against). A trailing `*` makes it a word prefix (`"deadlock*"` matches "deadlocks").
 #[derive(Debug, Clone)]
 pub struct Keyword {
     pub text: String,
-    pub weight: u64,
+    pub weight: i64,
+    pub span: Span,
+}
+
+impl Keyword {
+    /// The text to find and whether it is a word prefix (written with a trailing `*`).
+    pub fn pattern(&self) -> (&str, bool) {
+        let t = self.text.trim();
+        match t.strip_suffix('*') {
+            Some(stem) if !stem.trim().is_empty() => (stem.trim_end(), true),
+            _ => (t, false),
+        }
+    }
+}
+
+pub use crate::router::envelope::EnvelopeKind;
+
+/// `envelope NAME prefix|suffix|anywhere [key] /regex/`
+#[derive(Debug, Clone)]
+pub struct EnvelopeDef {
+    pub name: Ident,
+    pub kind: EnvelopeKind,
+    /// What it matched identifies the conversation (when the request carries no key of its own).
+    pub key: bool,
+    pub regex: RegexLit,
+    pub span: Span,
+}
+
+/// `lane NAME when EXPR`
+#[derive(Debug, Clone)]
+pub struct LaneDef {
+    pub name: Ident,
+    pub when: Expr,
     pub span: Span,
 }
 

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 
 use super::ast::*;
 use super::diag::{codes, did_you_mean, Diagnostic, SourceMap};
-use super::fields::{resolve, IntOperand, Resolved};
+use super::fields::{resolve, IntOperand, Names, Resolved};
+use crate::router::program::TextField;
 use super::lint::{self, N};
 use crate::router::Layer;
 
@@ -48,6 +49,10 @@ impl Providers {
 pub struct Collected<'a> {
     /// Keyword sets by name (the first definition of a name).
     pub sets: HashMap<String, &'a KeywordSet>,
+    /// Envelopes in file and declaration order (the first definition of a name).
+    pub envelopes: Vec<&'a EnvelopeDef>,
+    /// Lanes in file and declaration order (the first definition of a name).
+    pub lanes: Vec<&'a LaneDef>,
     /// Rules in evaluation order: static, heuristic, classifier; file order; declaration order.
     pub rules: Vec<(Layer, &'a Rule)>,
     /// The first `default`.
@@ -57,12 +62,24 @@ pub struct Collected<'a> {
 /// Gather the files' items in evaluation order. Layers with unknown names are left out.
 pub fn collect(files: &[RulesFile]) -> Collected<'_> {
     let mut sets = HashMap::new();
+    let mut envelopes: Vec<&EnvelopeDef> = Vec::new();
+    let mut lanes: Vec<&LaneDef> = Vec::new();
     let mut default = None;
     for f in files {
         for item in &f.items {
             match item {
                 Item::Keywords(k) => {
                     sets.entry(k.name.name.clone()).or_insert(k);
+                }
+                Item::Envelope(e) => {
+                    if !envelopes.iter().any(|x| x.name.name == e.name.name) {
+                        envelopes.push(e);
+                    }
+                }
+                Item::Lane(l) => {
+                    if !lanes.iter().any(|x| x.name.name == l.name.name) {
+                        lanes.push(l);
+                    }
                 }
                 Item::Default(d) => {
                     default.get_or_insert(d);
@@ -85,6 +102,8 @@ pub fn collect(files: &[RulesFile]) -> Collected<'_> {
     }
     Collected {
         sets,
+        envelopes,
+        lanes,
         rules,
         default,
     }
@@ -94,11 +113,7 @@ pub fn collect(files: &[RulesFile]) -> Collected<'_> {
 pub fn check(files: &[RulesFile], providers: &Providers, sources: &SourceMap) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let col = collect(files);
-    let set_spans: HashMap<String, Span> = col
-        .sets
-        .iter()
-        .map(|(k, v)| (k.clone(), v.name.span))
-        .collect();
+    let set_spans = Names::of(&col);
     let mut set_totals: HashMap<String, u64> = HashMap::new();
 
     // Keyword sets: duplicates, empty or repeated keywords.
@@ -147,7 +162,7 @@ pub fn check(files: &[RulesFile], providers: &Providers, sources: &SourceMap) ->
                     continue;
                 }
                 words.insert(folded, e.span);
-                total = total.saturating_add(e.weight);
+                total = total.saturating_add(e.weight.max(0).unsigned_abs());
             }
             set_totals.insert(k.name.name.clone(), total);
         }
@@ -210,6 +225,7 @@ pub fn check(files: &[RulesFile], providers: &Providers, sources: &SourceMap) ->
     }
 
     check_classifier(&col, providers, &set_spans, &mut out);
+    check_lanes(files, &col, &set_spans, sources, &mut out, &mut used_sets);
 
     // Defaults.
     let mut defaults = files.iter().flat_map(|f| {
@@ -243,6 +259,9 @@ pub fn check(files: &[RulesFile], providers: &Providers, sources: &SourceMap) ->
     // Targets: unknown providers are errors; defined-but-not-loaded ones a warning, once each.
     let mut warned_unloaded: Vec<&str> = Vec::new();
     for t in targets_seen {
+        if t.name == PREVIOUS {
+            continue;
+        }
         if !providers.defined.contains(&t.name) {
             let d = Diagnostic::error(
                 codes::UNKNOWN_PROVIDER,
@@ -322,7 +341,7 @@ pub fn check(files: &[RulesFile], providers: &Providers, sources: &SourceMap) ->
 /// Type-check a condition; `Some` lint form when it has no errors.
 fn check_expr(
     e: &Expr,
-    sets: &HashMap<String, Span>,
+    sets: &Names,
     out: &mut Vec<Diagnostic>,
     used: &mut Vec<String>,
 ) -> Option<N> {
@@ -350,7 +369,7 @@ fn check_expr(
 fn check_classifier(
     col: &Collected<'_>,
     providers: &Providers,
-    sets: &HashMap<String, Span>,
+    sets: &Names,
     out: &mut Vec<Diagnostic>,
 ) {
     for (layer, rule) in &col.rules {
@@ -406,15 +425,19 @@ fn check_classifier(
 }
 
 /// Calls `f` on every literal a `label ==`, `!=` or `in` test compares with.
-fn label_literals(e: &Expr, f: &mut dyn FnMut(&Literal), sets: &HashMap<String, Span>) {
+fn label_literals(e: &Expr, f: &mut dyn FnMut(&Literal), sets: &Names) {
+    field_literals(e, &TextField::Label, f, sets)
+}
+
+/// Calls `f` on every literal a `field ==`, `!=` or `in` test compares with.
+fn field_literals(e: &Expr, field: &TextField, f: &mut dyn FnMut(&Literal), sets: &Names) {
     match e {
-        Expr::Or(v, _) | Expr::And(v, _) => v.iter().for_each(|e| label_literals(e, f, sets)),
-        Expr::Not(inner, _) => label_literals(inner, f, sets),
+        Expr::Or(v, _) | Expr::And(v, _) => v
+            .iter()
+            .for_each(|e| field_literals(e, field, f, sets)),
+        Expr::Not(inner, _) => field_literals(inner, field, f, sets),
         Expr::Test(t) => {
-            let is_label = matches!(
-                resolve(&t.operand, sets),
-                Ok(Resolved::Text(crate::router::program::TextField::Label))
-            );
+            let is_label = matches!(resolve(&t.operand, sets), Ok(Resolved::Text(ref x)) if x == field);
             match &t.op {
                 Some((Op::Cmp(CmpOp::Eq | CmpOp::Ne, lit), _)) if is_label => f(lit),
                 Some((Op::In(list), _)) if is_label => list.iter().for_each(f),
@@ -426,7 +449,7 @@ fn label_literals(e: &Expr, f: &mut dyn FnMut(&Literal), sets: &HashMap<String, 
 
 fn check_test(
     t: &Test,
-    sets: &HashMap<String, Span>,
+    sets: &Names,
     out: &mut Vec<Diagnostic>,
     used: &mut Vec<String>,
 ) -> Option<N> {
@@ -601,6 +624,155 @@ fn check_test(
                 None
             }
         },
+    }
+}
+
+/// The route target that names the conversation's previous provider.
+pub const PREVIOUS: &str = "previous";
+
+/// Envelopes and lanes: names unique, regexes valid and never matching only the empty text,
+/// lane conditions well typed and independent of the lane and of routing's own answers, and
+/// `lane` compared only with lanes that exist.
+fn check_lanes(
+    files: &[RulesFile],
+    col: &Collected<'_>,
+    names: &Names,
+    sources: &SourceMap,
+    out: &mut Vec<Diagnostic>,
+    used: &mut Vec<String>,
+) {
+    let mut envelopes: HashMap<&str, Span> = HashMap::new();
+    let mut lanes: HashMap<&str, Span> = HashMap::new();
+    for f in files {
+        for item in &f.items {
+            match item {
+                Item::Envelope(e) => {
+                    if let Some(first) = envelopes.get(e.name.name.as_str()) {
+                        out.push(
+                            Diagnostic::error(
+                                codes::LANE,
+                                format!("envelope `{}` is defined twice", e.name.name),
+                                Some(e.name.span),
+                            )
+                            .with_help(format!("the first definition is at {}", sources.at(*first))),
+                        );
+                        continue;
+                    }
+                    envelopes.insert(&e.name.name, e.name.span);
+                    match build_regex(&e.regex) {
+                        Err(d) => out.push(d),
+                        Ok(re) if re.is_match("") => out.push(
+                            Diagnostic::error(
+                                codes::LANE,
+                                format!("envelope `{}` matches an empty text", e.name.name),
+                                Some(e.regex.span),
+                            )
+                            .with_help("an envelope must match some text: use `+` rather than `*` for its body"),
+                        ),
+                        Ok(_) => {}
+                    }
+                }
+                Item::Lane(l) => {
+                    if l.name.name == crate::router::route::MAIN_LANE {
+                        out.push(
+                            Diagnostic::error(
+                                codes::LANE,
+                                "lane `main` is every request no other lane claims",
+                                Some(l.name.span),
+                            )
+                            .with_help("give this lane another name"),
+                        );
+                    } else if let Some(first) = lanes.get(l.name.name.as_str()) {
+                        out.push(
+                            Diagnostic::error(
+                                codes::LANE,
+                                format!("lane `{}` is defined twice", l.name.name),
+                                Some(l.name.span),
+                            )
+                            .with_help(format!(
+                                "the first lane that matches wins; the first definition is at {}",
+                                sources.at(*first)
+                            )),
+                        );
+                        continue;
+                    }
+                    lanes.insert(&l.name.name, l.name.span);
+                    check_expr(&l.when, names, out, used);
+                    lane_reads(&l.when, names, out);
+                }
+                _ => {}
+            }
+        }
+    }
+    // `lane == "x"` / `lane in [...]` with a lane that does not exist.
+    let conds = col
+        .rules
+        .iter()
+        .filter_map(|(_, r)| r.when.as_ref())
+        .chain(col.lanes.iter().map(|l| &l.when));
+    for w in conds {
+        field_literals(
+            w,
+            &TextField::Lane,
+            &mut |lit| {
+                let Value::Str(text) = &lit.value else { return };
+                let text = text.trim();
+                if text == crate::router::route::MAIN_LANE || lanes.contains_key(text) {
+                    return;
+                }
+                let d = Diagnostic::error(
+                    codes::LANE,
+                    format!("no lane is called {text:?}"),
+                    Some(lit.span),
+                )
+                .with_label("this comparison is never true");
+                let known = names.lanes.iter().map(String::as_str).chain(["main"]);
+                out.push(match did_you_mean(text, known) {
+                    Some(h) => d.with_help(h),
+                    None => d.with_help(format!(
+                        "lanes are: {}",
+                        names
+                            .lanes
+                            .iter()
+                            .map(String::as_str)
+                            .chain(["main"])
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )),
+                });
+            },
+            names,
+        );
+    }
+}
+
+/// A lane's condition reads the request only: not the lane (which it decides), the
+/// classifier's label or the conversation's previous decision (which depend on it).
+fn lane_reads(e: &Expr, names: &Names, out: &mut Vec<Diagnostic>) {
+    match e {
+        Expr::Or(v, _) | Expr::And(v, _) => v.iter().for_each(|e| lane_reads(e, names, out)),
+        Expr::Not(inner, _) => lane_reads(inner, names, out),
+        Expr::Test(t) => {
+            let Ok(Resolved::Text(field)) = resolve(&t.operand, names) else {
+                return;
+            };
+            let why = match field {
+                TextField::Lane => "a lane condition decides the lane, so it cannot read it",
+                TextField::Label => "lanes are decided before the classifier is asked",
+                TextField::PreviousProvider | TextField::PreviousRule => {
+                    "the conversation's previous decision is remembered per lane, so a lane cannot depend on it"
+                }
+                _ => return,
+            };
+            out.push(
+                Diagnostic::error(
+                    codes::LANE,
+                    format!("a lane condition cannot read `{}`", field.display()),
+                    Some(t.operand.span()),
+                )
+                .with_help(why),
+            );
+        }
     }
 }
 

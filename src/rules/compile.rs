@@ -15,33 +15,55 @@ use regex_syntax::hir::literal::{ExtractKind, Extractor};
 use super::ast::*;
 use super::check::{build_regex, collect};
 use super::diag::Diagnostic;
-use super::fields::{resolve, IntOperand, Resolved};
+use super::fields::{resolve, IntOperand, Names, Resolved};
+use crate::router::envelope::Envelope;
 use crate::router::explain::{XCond, XOperand};
 use crate::router::program::{
     flatten, fold, is_word_char, need, Atom, Cond, IntSource, LitInfo, Need, RegexAtom, Scanner,
-    ScoreSet, Slot, TextField, TextIndex,
+    ScoreEntry, ScoreSet, Slot, TextField, TextIndex,
 };
-use crate::router::{CompiledRule, RouteTable, TableInfo};
+use crate::router::scan::Hit;
+use crate::router::{CompiledLane, CompiledRule, RouteTable, TableInfo, PREVIOUS_TARGET};
 
 /// Compile files that passed [`super::check::check`] without errors. Parts that would have
 /// been errors (unknown names) compile to conditions that never match rather than panicking;
 /// the only errors left are regexes the checker parsed but that are too big to build.
 pub fn compile(files: &[RulesFile], info: TableInfo) -> Result<RouteTable, Vec<Diagnostic>> {
     let col = collect(files);
-    let set_spans: HashMap<String, Span> = col
-        .sets
-        .iter()
-        .map(|(k, v)| (k.clone(), v.name.span))
-        .collect();
     let mut b = Builder {
         keyword_sets: col.sets.iter().map(|(k, v)| (k.clone(), *v)).collect(),
-        set_spans,
+        set_spans: Names::of(&col),
         ..Builder::default()
     };
+    let mut envelopes = Vec::with_capacity(col.envelopes.len());
+    for e in &col.envelopes {
+        match Envelope::new(&e.name.name, e.kind, e.key, &e.regex.source()) {
+            Ok(env) => envelopes.push(env),
+            Err(err) => b.errors.push(
+                Diagnostic::error(
+                    super::diag::codes::INVALID_REGEX,
+                    format!("invalid regex: {err}"),
+                    Some(e.regex.span),
+                )
+                .with_help("the syntax is Rust's `regex` crate: https://docs.rs/regex/#syntax"),
+            ),
+        }
+    }
     let mut rules = Vec::with_capacity(col.rules.len());
     let mut conds = Vec::with_capacity(col.rules.len());
     let mut code = Vec::new();
     let mut need_lits = Vec::new();
+    let mut lanes = Vec::with_capacity(col.lanes.len());
+    for l in &col.lanes {
+        let start = code.len() as u32;
+        let (cond, x) = b.expr(&l.when);
+        code.extend(flatten(&cond));
+        lanes.push(CompiledLane {
+            name: Arc::from(l.name.name.as_str()),
+            prog: start..code.len() as u32,
+            explain: Some(x),
+        });
+    }
     for (layer, r) in &col.rules {
         let start = code.len() as u32;
         let (cond, explain) = match &r.when {
@@ -60,6 +82,7 @@ pub fn compile(files: &[RulesFile], info: TableInfo) -> Result<RouteTable, Vec<D
             prog,
             need: None,
             explain,
+            uses_previous: r.route.iter().any(|t| t.name == PREVIOUS_TARGET),
         });
         conds.push(cond);
     }
@@ -98,13 +121,15 @@ pub fn compile(files: &[RulesFile], info: TableInfo) -> Result<RouteTable, Vec<D
         slots,
         sets: b.sets,
         regexes: b.regexes,
+        envelopes,
+        lanes,
     })
 }
 
 #[derive(Default)]
 struct Builder<'a> {
     keyword_sets: HashMap<String, &'a KeywordSet>,
-    set_spans: HashMap<String, Span>,
+    set_spans: Names,
     atoms: Vec<Atom>,
     atom_ids: HashMap<Atom, u32>,
     slots: Vec<SlotBuilder>,
@@ -125,24 +150,31 @@ struct SlotBuilder {
 }
 
 impl SlotBuilder {
-    /// Intern a literal (case-folded); `word` when some rule needs it as a whole word.
-    fn lit(&mut self, text: &str, word: bool) -> u32 {
+    /// Intern a literal (case-folded), noting how some rule tests it: anywhere, as a whole
+    /// word, or at a word's start.
+    fn lit(&mut self, text: &str, how: Hit) -> u32 {
         let folded: Box<str> = fold(text).into();
-        if let Some(&id) = self.lit_ids.get(&folded) {
-            if word {
-                self.lits[id as usize].as_word = true;
+        let id = match self.lit_ids.get(&folded) {
+            Some(&id) => id,
+            None => {
+                let id = self.lits.len() as u32;
+                self.lits.push(LitInfo {
+                    bound_start: folded.chars().next().is_some_and(is_word_char),
+                    bound_end: folded.chars().next_back().is_some_and(is_word_char),
+                    text: folded.clone(),
+                    as_word: false,
+                    as_stem: false,
+                    prefixes: Box::new([]),
+                });
+                self.lit_ids.insert(folded, id);
+                id
             }
-            return id;
+        };
+        match how {
+            Hit::Any => {}
+            Hit::Word => self.lits[id as usize].as_word = true,
+            Hit::WordStart => self.lits[id as usize].as_stem = true,
         }
-        let id = self.lits.len() as u32;
-        self.lits.push(LitInfo {
-            bound_start: folded.chars().next().is_some_and(is_word_char),
-            bound_end: folded.chars().next_back().is_some_and(is_word_char),
-            text: folded.clone(),
-            as_word: word,
-            prefixes: Box::new([]),
-        });
-        self.lit_ids.insert(folded, id);
         id
     }
 
@@ -292,15 +324,21 @@ impl Builder<'_> {
             TextField::LastUser
         };
         let slot = self.slot(&field);
-        let mut entries: Vec<(u32, u64)> = Vec::new();
+        let mut entries: Vec<ScoreEntry> = Vec::new();
         if let Some(set) = self.keyword_sets.get(name).copied() {
             for k in &set.entries {
-                if k.text.trim().is_empty() {
+                let (text, stem) = k.pattern();
+                if text.is_empty() {
                     continue;
                 }
-                let lit = self.slots[slot as usize].lit(k.text.trim(), true);
-                if !entries.iter().any(|(l, _)| *l == lit) {
-                    entries.push((lit, k.weight));
+                let how = if stem { Hit::WordStart } else { Hit::Word };
+                let lit = self.slots[slot as usize].lit(text, how);
+                if !entries.iter().any(|e| e.lit == lit && e.stem == stem) {
+                    entries.push(ScoreEntry {
+                        lit,
+                        weight: k.weight,
+                        stem,
+                    });
                 }
             }
         }
@@ -478,7 +516,7 @@ impl Builder<'_> {
         let prefilter = literal_prefixes(&source).map(|lits| {
             let ids: Vec<u32> = lits
                 .iter()
-                .map(|l| self.slots[slot as usize].lit(l, false))
+                .map(|l| self.slots[slot as usize].lit(l, Hit::Any))
                 .collect();
             ids.into_boxed_slice()
         });
@@ -529,7 +567,7 @@ impl Builder<'_> {
         let text: Box<str> = fold(s).into();
         match op {
             TextOp::Contains => {
-                let lit = self.slots[slot as usize].lit(s, false);
+                let lit = self.slots[slot as usize].lit(s, Hit::Any);
                 self.atom(Atom::Lit {
                     slot,
                     lit,

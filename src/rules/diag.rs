@@ -55,6 +55,10 @@ pub mod codes {
     pub const TEST_FAILED: &str = "E012";
     /// A rule test file that cannot be read or understood.
     pub const INVALID_TEST: &str = "E013";
+    /// Lanes and envelopes: an unknown or duplicate lane or envelope name, a lane condition
+    /// that reads `lane`, `label` or the conversation's previous decision, an envelope regex
+    /// that can match nothing but the empty text.
+    pub const LANE: &str = "E014";
     /// A provider that `config.yaml` defines but did not load (no API key).
     pub const PROVIDER_NOT_LOADED: &str = "W001";
     /// A rule whose condition can never be true.

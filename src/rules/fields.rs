@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use super::ast::{Arg, Ident, Operand, Span};
+use super::check::Collected;
 use super::diag::{codes, did_you_mean, Diagnostic};
 use crate::router::program::{BoolField, TextField};
 
@@ -12,7 +13,11 @@ pub const FIELD_NAMES: &[&str] = &[
     "model",
     "user",
     "last_user",
+    "last_user_raw",
     "system",
+    "lane",
+    "previous_provider",
+    "previous_rule",
     "label",
     "tokens",
     "last_user_tokens",
@@ -24,8 +29,36 @@ pub const FIELD_NAMES: &[&str] = &[
     "images",
     "stream",
     "header",
+    "envelope",
     "score",
 ];
+
+/// The names rules may refer to: keyword sets, envelopes and lanes, with where each is defined.
+#[derive(Debug, Default)]
+pub struct Names {
+    pub sets: HashMap<String, Span>,
+    pub envelopes: HashMap<String, Span>,
+    /// Declared lanes in order (`main` is implicit).
+    pub lanes: Vec<String>,
+}
+
+impl Names {
+    pub fn of(col: &Collected<'_>) -> Self {
+        Names {
+            sets: col
+                .sets
+                .iter()
+                .map(|(k, v)| (k.clone(), v.name.span))
+                .collect(),
+            envelopes: col
+                .envelopes
+                .iter()
+                .map(|e| (e.name.name.clone(), e.name.span))
+                .collect(),
+            lanes: col.lanes.iter().map(|l| l.name.name.clone()).collect(),
+        }
+    }
+}
 
 /// An integer operand.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -89,12 +122,17 @@ impl Resolved {
 }
 
 /// Resolve an operand. `sets` maps keyword set names to where they are defined.
-pub fn resolve(op: &Operand, sets: &HashMap<String, Span>) -> Result<Resolved, Diagnostic> {
+pub fn resolve(op: &Operand, names: &Names) -> Result<Resolved, Diagnostic> {
+    let sets = &names.sets;
     match op {
         Operand::Field(Ident { name, span }) => match name.as_str() {
             "model" => Ok(Resolved::Text(TextField::Model)),
             "user" => Ok(Resolved::Text(TextField::User)),
             "last_user" => Ok(Resolved::Text(TextField::LastUser)),
+            "last_user_raw" => Ok(Resolved::Text(TextField::LastUserRaw)),
+            "lane" => Ok(Resolved::Text(TextField::Lane)),
+            "previous_provider" => Ok(Resolved::Text(TextField::PreviousProvider)),
+            "previous_rule" => Ok(Resolved::Text(TextField::PreviousRule)),
             "system" => Ok(Resolved::Text(TextField::System)),
             "label" => Ok(Resolved::Text(TextField::Label)),
             "tokens" => Ok(Resolved::Int(IntOperand::Tokens)),
@@ -118,6 +156,12 @@ pub fn resolve(op: &Operand, sets: &HashMap<String, Span>) -> Result<Resolved, D
                         .with_help("write `score(math) >= 2`"),
                 )
             }
+            "envelope" => Err(Diagnostic::error(
+                codes::TYPE,
+                "`envelope` needs the envelope's name",
+                Some(*span),
+            )
+            .with_help("write `envelope(\"runtime\") contains \":subagent:\"`")),
             _ => {
                 let d = Diagnostic::error(
                     codes::UNKNOWN_FIELD,
@@ -154,6 +198,38 @@ pub fn resolve(op: &Operand, sets: &HashMap<String, Span>) -> Result<Resolved, D
                     Some(*span),
                 )
                 .with_help("write `header(\"x-openclaw-source\")`")),
+            },
+            "envelope" => match args.as_slice() {
+                [Arg::Str(n, nspan)] | [Arg::Name(Ident { name: n, span: nspan })] => {
+                    if names.envelopes.contains_key(n) {
+                        return Ok(Resolved::Text(TextField::Envelope(n.clone())));
+                    }
+                    let d = Diagnostic::error(
+                        codes::LANE,
+                        format!("unknown envelope `{n}`"),
+                        Some(*nspan),
+                    );
+                    Err(
+                        match did_you_mean(n, names.envelopes.keys().map(String::as_str)) {
+                            Some(h) => d.with_help(h),
+                            None if names.envelopes.is_empty() => d.with_help(format!(
+                                "define it: `envelope {n} prefix /^\\[[^\\]]*\\] */`"
+                            )),
+                            None => {
+                                let mut all: Vec<&str> =
+                                    names.envelopes.keys().map(String::as_str).collect();
+                                all.sort_unstable();
+                                d.with_help(format!("envelopes are: {}", all.join(", ")))
+                            }
+                        },
+                    )
+                }
+                _ => Err(Diagnostic::error(
+                    codes::TYPE,
+                    "`envelope` takes exactly one envelope name",
+                    Some(*span),
+                )
+                .with_help("write `envelope(\"runtime\")`")),
             },
             "score" => {
                 let (set, set_span) = match args.first() {
@@ -229,9 +305,11 @@ pub fn resolve(op: &Operand, sets: &HashMap<String, Span>) -> Result<Resolved, D
                         format!("unknown function `{other}`"),
                         Some(name.span),
                     );
-                    match did_you_mean(other, ["header", "score"]) {
+                    match did_you_mean(other, ["header", "score", "envelope"]) {
                         Some(h) => d.with_help(h),
-                        None => d.with_help("functions are `header(\"name\")` and `score(set)`"),
+                        None => d.with_help(
+                            "functions are `header(\"name\")`, `score(set)` and `envelope(\"name\")`",
+                        ),
                     }
                 };
                 Err(d)

@@ -479,7 +479,7 @@ fn explain_shows_where_the_classifier_would_be_asked() {
         &files.rules(),
         clawgate::cli::Format::Json,
         &body,
-        false,
+        clawgate::cli::ExplainOptions::default(),
         &mut out,
     );
     assert_eq!(code, 0);
@@ -545,7 +545,10 @@ layer classifier {
                 &rules,
                 clawgate::cli::Format::Json,
                 &bytes,
-                true,
+                clawgate::cli::ExplainOptions {
+                    classify: true,
+                    ..Default::default()
+                },
                 &mut out,
             );
             assert_eq!(code, 0, "{}", String::from_utf8_lossy(&out));

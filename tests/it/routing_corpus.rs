@@ -20,9 +20,9 @@ use clawgate::router::{NoTrace, Router};
 use serde_json::Value;
 
 /// Least share of cases routed to their labeled tier, in percent.
-const FLOOR: usize = 50;
+const FLOOR: usize = 90;
 /// Most severe misses allowed.
-const MAX_SEVERE: usize = 10;
+const MAX_SEVERE: usize = 0;
 
 /// The stock provider of each tier.
 const TIERS: &[(&str, &str)] = &[

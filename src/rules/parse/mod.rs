@@ -66,6 +66,8 @@ impl Cx<'_> {
 
     fn item(&self, p: Pair<'_, Rule>, base: usize, errs: &mut Vec<Diagnostic>) -> Option<Item> {
         match p.as_rule() {
+            Rule::envelope => Some(Item::Envelope(self.envelope(p, base))),
+            Rule::lane => Some(Item::Lane(self.lane(p, base, errs))),
             Rule::keywords => Some(Item::Keywords(self.keywords(p, base, errs))),
             Rule::layer => Some(Item::Layer(self.layer(p, base, errs))),
             Rule::default => Some(Item::Default(self.default(p, base, errs))),
@@ -88,7 +90,7 @@ impl Cx<'_> {
                         for part in k.into_inner() {
                             match part.as_rule() {
                                 Rule::string => text = self.string(part, base, errs),
-                                Rule::integer => weight = self.integer(part, base, errs),
+                                Rule::weight => weight = self.weight(part, base, errs),
                                 _ => {}
                             }
                         }
@@ -108,6 +110,64 @@ impl Cx<'_> {
                 span,
             }),
             entries,
+            span,
+        }
+    }
+
+    fn envelope(&self, p: Pair<'_, Rule>, base: usize) -> EnvelopeDef {
+        let span = self.span(&p, base);
+        let mut name = None;
+        let mut kind = EnvelopeKind::Anywhere;
+        let mut key = false;
+        let mut regex = None;
+        for c in p.into_inner() {
+            match c.as_rule() {
+                Rule::name => name = Some(self.ident(c, base)),
+                Rule::envelope_kind => {
+                    kind = match c.as_str() {
+                        "prefix" => EnvelopeKind::Prefix,
+                        "suffix" => EnvelopeKind::Suffix,
+                        _ => EnvelopeKind::Anywhere,
+                    }
+                }
+                Rule::kw_key => key = true,
+                Rule::regex => regex = Some(self.regex(c, base)),
+                _ => {}
+            }
+        }
+        EnvelopeDef {
+            name: name.unwrap_or_else(|| Ident {
+                name: String::new(),
+                span,
+            }),
+            kind,
+            key,
+            regex: regex.unwrap_or(RegexLit {
+                pattern: String::new(),
+                flags: String::new(),
+                span,
+            }),
+            span,
+        }
+    }
+
+    fn lane(&self, p: Pair<'_, Rule>, base: usize, errs: &mut Vec<Diagnostic>) -> LaneDef {
+        let span = self.span(&p, base);
+        let mut name = None;
+        let mut when = None;
+        for c in p.into_inner() {
+            match c.as_rule() {
+                Rule::name => name = Some(self.ident(c, base)),
+                Rule::expr => when = Some(self.expr(c, base, errs)),
+                _ => {}
+            }
+        }
+        LaneDef {
+            name: name.unwrap_or_else(|| Ident {
+                name: String::new(),
+                span,
+            }),
+            when: when.unwrap_or(Expr::And(vec![], span)),
             span,
         }
     }
@@ -391,6 +451,31 @@ impl Cx<'_> {
                         Some(span),
                     )
                     .with_help(format!("the largest integer is {}", u64::MAX)),
+                );
+                0
+            }
+        }
+    }
+
+    /// A keyword's weight: an integer, negative for evidence against.
+    fn weight(&self, p: Pair<'_, Rule>, base: usize, errs: &mut Vec<Diagnostic>) -> i64 {
+        let span = self.span(&p, base);
+        let text = p.as_str();
+        let (negative, digits) = match text.strip_prefix('-') {
+            Some(d) => (true, d),
+            None => (false, text),
+        };
+        match parse_int(digits).and_then(|n| i64::try_from(n).ok()) {
+            Some(n) if negative => -n,
+            Some(n) => n,
+            None => {
+                errs.push(
+                    Diagnostic::error(
+                        codes::INVALID_LITERAL,
+                        format!("weight `{text}` is too large"),
+                        Some(span),
+                    )
+                    .with_help("weights are small integers: 1 to 3 is the usual range"),
                 );
                 0
             }

@@ -24,11 +24,12 @@ pub(super) fn recover(cx: &Cx<'_>, src: &str) -> (RulesFile, Vec<Diagnostic>) {
         let rest = &src[pos..];
         let word = leading_word(rest);
         match word {
-            "keywords" | "default" => {
-                let which = if word == "keywords" {
-                    Rule::keywords
-                } else {
-                    Rule::default
+            "keywords" | "default" | "envelope" | "lane" => {
+                let which = match word {
+                    "keywords" => Rule::keywords,
+                    "envelope" => Rule::envelope,
+                    "lane" => Rule::lane,
+                    _ => Rule::default,
                 };
                 match parse_at(cx, src, pos, which, &mut errs) {
                     Some((pair, end)) => {
@@ -47,12 +48,12 @@ pub(super) fn recover(cx: &Cx<'_>, src: &str) -> (RulesFile, Vec<Diagnostic>) {
                 let help = if word == "rule" {
                     "rules belong inside a layer: `layer heuristic { rule ... }`"
                 } else {
-                    "a file holds `keywords NAME { ... }`, `layer NAME { ... }` and `default route ...`"
+                    "a file holds `envelope NAME prefix /re/`, `lane NAME when ...`, `keywords NAME { ... }`, `layer NAME { ... }` and `default route ...`"
                 };
                 errs.push(
                     Diagnostic::error(
                         codes::SYNTAX,
-                        format!("expected `keywords`, `layer` or `default`, found {found}"),
+                        format!("expected `envelope`, `lane`, `keywords`, `layer` or `default`, found {found}"),
                         Some(span),
                     )
                     .with_help(help),
@@ -341,6 +342,11 @@ fn describe_rule(r: Rule) -> &'static str {
     match r {
         Rule::file | Rule::EOI => "end of file",
         Rule::keywords | Rule::kw_keywords => "`keywords`",
+        Rule::envelope | Rule::kw_envelope => "`envelope`",
+        Rule::lane | Rule::kw_lane => "`lane`",
+        Rule::kw_key => "`key`",
+        Rule::envelope_kind => "`prefix`, `suffix` or `anywhere`",
+        Rule::weight => "a weight",
         Rule::layer | Rule::kw_layer => "`layer`",
         Rule::rule | Rule::kw_rule => "`rule`",
         Rule::default | Rule::kw_default => "`default`",
@@ -426,6 +432,19 @@ fn leading_word(rest: &str) -> &str {
     }
 }
 
+/// Whether a line starts a `lane NAME when` or `envelope NAME prefix|suffix|anywhere` item (a
+/// condition's continuation line may start with the field `lane`, as in `lane == "cron"`).
+fn starts_lane_or_envelope(line: &str) -> bool {
+    let mut words = line.split_whitespace();
+    match (words.next(), words.next(), words.next()) {
+        (Some("lane"), Some(name), Some("when")) => leading_word(name) == name,
+        (Some("envelope"), Some(_), Some(kind)) => {
+            matches!(kind, "prefix" | "suffix" | "anywhere")
+        }
+        _ => false,
+    }
+}
+
 /// Skip whitespace and `#` comments.
 fn skip_trivia(src: &str, mut pos: usize) -> usize {
     let bytes = src.as_bytes();
@@ -495,6 +514,7 @@ fn resync(src: &str, pos: usize, in_layer: bool) -> usize {
         let at = src.len() - trimmed.len();
         let word = leading_word(trimmed);
         let stop = matches!(word, "layer" | "keywords" | "default")
+            || starts_lane_or_envelope(trimmed)
             || (in_layer && (word == "rule" || trimmed.starts_with('}')));
         if stop {
             return at;
