@@ -155,7 +155,9 @@ fn main() -> ExitCode {
                 &body,
                 cmd::ExplainOptions {
                     classify,
-                    previous: previous.as_deref().and_then(cmd::ExplainOptions::parse_previous),
+                    previous: previous
+                        .as_deref()
+                        .and_then(cmd::ExplainOptions::parse_previous),
                 },
                 &mut std::io::stdout(),
             )

@@ -55,7 +55,9 @@ impl Fx {
     pub fn feed(&mut self, bytes: &[u8]) {
         let mut words = bytes.chunks_exact(8);
         for w in words.by_ref() {
-            self.mix(u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]));
+            self.mix(u64::from_le_bytes([
+                w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7],
+            ]));
         }
         let rest = words.remainder();
         let mut last = [0u8; 8];

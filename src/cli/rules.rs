@@ -13,9 +13,9 @@ use crate::classifier::{Asker, Classifier};
 use crate::config::Config;
 use crate::ingress::openai_chat;
 use crate::router::explain::Steps;
-use crate::router::{Previous, Remembered};
 use crate::router::route::{Answer, ClassifierUse};
 use crate::router::{Layer, RouteTable, RouteView, Routed, Router};
+use crate::router::{Previous, Remembered};
 use crate::rules::diag::{codes, Report};
 use crate::rules::{build, read_dir, LoadError, Providers};
 

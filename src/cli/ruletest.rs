@@ -27,9 +27,9 @@ use crate::config::ClassifierConfig;
 use crate::request::ChatRequest;
 use crate::router::explain::Steps;
 use crate::router::{Layer, Previous, Remembered, RouteTable, RouteView, Router};
-use std::sync::Arc;
 use crate::rules::ast::{FileId, Span};
 use crate::rules::diag::{codes, did_you_mean, Diagnostic, SourceMap};
+use std::sync::Arc;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

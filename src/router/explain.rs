@@ -146,7 +146,11 @@ impl Facts {
             .unwrap_or_default();
         let lane = features.lane().to_string();
         let lane_why = match features.lane_index() {
-            Some(i) => match table.lanes.get(usize::from(i)).and_then(|l| l.explain.as_ref()) {
+            Some(i) => match table
+                .lanes
+                .get(usize::from(i))
+                .and_then(|l| l.explain.as_ref())
+            {
                 Some(x) => describe(x, features).1,
                 None => String::new(),
             },

@@ -412,7 +412,8 @@ fn walk<'t, T: Trace>(
     trace: &mut T,
 ) -> Option<Decision> {
     for rule in rules {
-        let matched = features.matches(rule) && (!rule.uses_previous || features.previous().is_some());
+        let matched =
+            features.matches(rule) && (!rule.uses_previous || features.previous().is_some());
         trace.rule(rule, matched, features);
         if matched {
             let previous = if rule.uses_previous {

@@ -269,7 +269,9 @@ mod tests {
         ];
         let sets: [&[&str]; 3] = [
             // short literals: walked
-            &["no", "hi", "taremi", "remi*", "straße", "证明", "\\frac", "tare*"],
+            &[
+                "no", "hi", "taremi", "remi*", "straße", "证明", "\\frac", "tare*",
+            ],
             // long literals only: skipped ahead with a prefilter
             &["taremi", "lamiso*", "straße", "remiso", "tare*"],
             // many literals: walked

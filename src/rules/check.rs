@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use super::ast::*;
 use super::diag::{codes, did_you_mean, Diagnostic, SourceMap};
 use super::fields::{resolve, IntOperand, Names, Resolved};
-use crate::router::program::TextField;
 use super::lint::{self, N};
+use crate::router::program::TextField;
 use crate::router::Layer;
 
 /// The provider ids rules may route to.
@@ -432,12 +432,13 @@ fn label_literals(e: &Expr, f: &mut dyn FnMut(&Literal), sets: &Names) {
 /// Calls `f` on every literal a `field ==`, `!=` or `in` test compares with.
 fn field_literals(e: &Expr, field: &TextField, f: &mut dyn FnMut(&Literal), sets: &Names) {
     match e {
-        Expr::Or(v, _) | Expr::And(v, _) => v
-            .iter()
-            .for_each(|e| field_literals(e, field, f, sets)),
+        Expr::Or(v, _) | Expr::And(v, _) => {
+            v.iter().for_each(|e| field_literals(e, field, f, sets))
+        }
         Expr::Not(inner, _) => field_literals(inner, field, f, sets),
         Expr::Test(t) => {
-            let is_label = matches!(resolve(&t.operand, sets), Ok(Resolved::Text(ref x)) if x == field);
+            let is_label =
+                matches!(resolve(&t.operand, sets), Ok(Resolved::Text(ref x)) if x == field);
             match &t.op {
                 Some((Op::Cmp(CmpOp::Eq | CmpOp::Ne, lit), _)) if is_label => f(lit),
                 Some((Op::In(list), _)) if is_label => list.iter().for_each(f),
@@ -654,7 +655,10 @@ fn check_lanes(
                                 format!("envelope `{}` is defined twice", e.name.name),
                                 Some(e.name.span),
                             )
-                            .with_help(format!("the first definition is at {}", sources.at(*first))),
+                            .with_help(format!(
+                                "the first definition is at {}",
+                                sources.at(*first)
+                            )),
                         );
                         continue;
                     }

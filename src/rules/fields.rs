@@ -200,7 +200,11 @@ pub fn resolve(op: &Operand, names: &Names) -> Result<Resolved, Diagnostic> {
                 .with_help("write `header(\"x-openclaw-source\")`")),
             },
             "envelope" => match args.as_slice() {
-                [Arg::Str(n, nspan)] | [Arg::Name(Ident { name: n, span: nspan })] => {
+                [Arg::Str(n, nspan)]
+                | [Arg::Name(Ident {
+                    name: n,
+                    span: nspan,
+                })] => {
                     if names.envelopes.contains_key(n) {
                         return Ok(Resolved::Text(TextField::Envelope(n.clone())));
                     }

@@ -178,8 +178,16 @@ fn explain_shows_why_each_earlier_rule_failed_for_the_openclaw_subagent() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = loaded_config(tmp.path());
     let body = std::fs::read(repo("tests/fixtures/openclaw/subagent-child.json")).unwrap();
-    let (code, out) =
-        run(|o| route_explain_cmd(&cfg, &repo("rules"), Format::Text, &body, ExplainOptions::default(), o));
+    let (code, out) = run(|o| {
+        route_explain_cmd(
+            &cfg,
+            &repo("rules"),
+            Format::Text,
+            &body,
+            ExplainOptions::default(),
+            o,
+        )
+    });
     assert_eq!(code, 0, "{out}");
     assert!(out.starts_with("provider: deepseek-chat\nchain:    deepseek-chat -> deepseek-reasoner -> gemini-flash -> openrouter-fallback\nlayer:    static\nrule:     subagent\n"), "{out}");
     assert!(out.contains("tokens = 9566, needs < 500"), "{out}");
@@ -194,8 +202,16 @@ fn explain_shows_what_the_rules_read_of_an_openclaw_turn() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = loaded_config(tmp.path());
     let body = std::fs::read(repo("tests/fixtures/openclaw/turn-local-main.json")).unwrap();
-    let (code, out) =
-        run(|o| route_explain_cmd(&cfg, &repo("rules"), Format::Json, &body, ExplainOptions::default(), o));
+    let (code, out) = run(|o| {
+        route_explain_cmd(
+            &cfg,
+            &repo("rules"),
+            Format::Json,
+            &body,
+            ExplainOptions::default(),
+            o,
+        )
+    });
     assert_eq!(code, 0, "{out}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let r = &v["request"];
@@ -210,7 +226,16 @@ fn explain_shows_what_the_rules_read_of_an_openclaw_turn() {
         r["tokens"].as_u64().unwrap(),
     );
     assert!(mine > 0 && mine < 200 && all > 5_000, "{r}");
-    let (_, text) = run(|o| route_explain_cmd(&cfg, &repo("rules"), Format::Text, &body, ExplainOptions::default(), o));
+    let (_, text) = run(|o| {
+        route_explain_cmd(
+            &cfg,
+            &repo("rules"),
+            Format::Text,
+            &body,
+            ExplainOptions::default(),
+            o,
+        )
+    });
     let line = text
         .lines()
         .find(|l| l.starts_with("request:  "))
@@ -230,8 +255,16 @@ fn explain_json_names_the_failed_condition_and_the_values_it_saw() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = loaded_config(tmp.path());
     let body = br#"{"model":"auto","messages":[{"role":"user","content":"Prove it, please: the integral is finite."}]}"#;
-    let (code, out) =
-        run(|o| route_explain_cmd(&cfg, &repo("rules"), Format::Json, body, ExplainOptions::default(), o));
+    let (code, out) = run(|o| {
+        route_explain_cmd(
+            &cfg,
+            &repo("rules"),
+            Format::Json,
+            body,
+            ExplainOptions::default(),
+            o,
+        )
+    });
     assert_eq!(code, 0, "{out}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["provider"], "deepseek-reasoner");
@@ -254,7 +287,16 @@ fn explain_json_names_the_failed_condition_and_the_values_it_saw() {
     );
 
     let body = br#"{"model":"auto","messages":[{"role":"user","content":"Prove this for me, it is very important to my whole team and my boss."}]}"#;
-    let (_, out) = run(|o| route_explain_cmd(&cfg, &repo("rules"), Format::Json, body, ExplainOptions::default(), o));
+    let (_, out) = run(|o| {
+        route_explain_cmd(
+            &cfg,
+            &repo("rules"),
+            Format::Json,
+            body,
+            ExplainOptions::default(),
+            o,
+        )
+    });
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let math = v["trace"]
         .as_array()
@@ -270,8 +312,16 @@ fn explain_a_provider_id_as_model_is_direct() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = loaded_config(tmp.path());
     let body = br#"{"model":"gemini-flash","messages":[{"role":"user","content":"hi"}]}"#;
-    let (code, out) =
-        run(|o| route_explain_cmd(&cfg, &repo("rules"), Format::Json, body, ExplainOptions::default(), o));
+    let (code, out) = run(|o| {
+        route_explain_cmd(
+            &cfg,
+            &repo("rules"),
+            Format::Json,
+            body,
+            ExplainOptions::default(),
+            o,
+        )
+    });
     assert_eq!(code, 0, "{out}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
