@@ -85,6 +85,25 @@ impl Affinity {
     }
 }
 
+/// What an ingress handler does with a conversation once a provider answered: the answer's
+/// [`Affinity`] (its header and metrics value) and, for a successful answer, a `'static`
+/// closure that remembers the provider (call it when the answer is complete: at once for a
+/// whole answer, when a stream ended without error).
+pub fn after_answer(
+    store: &Arc<Store>,
+    conversation: Option<Conversation>,
+    provider: &Arc<str>,
+    rule: &Arc<str>,
+    success: bool,
+) -> (Affinity, Option<impl FnOnce() + Send + 'static>) {
+    let affinity = Affinity::of(conversation.as_ref(), provider);
+    let remember = conversation.filter(|_| success).map(|c| {
+        let (store, provider, rule) = (Arc::clone(store), Arc::clone(provider), Arc::clone(rule));
+        move || store.remember(c.key, &provider, &rule)
+    });
+    (affinity, remember)
+}
+
 /// One remembered conversation (its key is the map's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Entry {
@@ -460,6 +479,24 @@ mod tests {
             tiny.remember(k, "p", "r");
         }
         assert!(tiny.len() <= 3);
+    }
+
+    #[test]
+    fn threads_remembering_at_once_keep_the_bound() {
+        let (s, _) = store(1_000, 3600);
+        std::thread::scope(|scope| {
+            for t in 0..4u64 {
+                let s = &s;
+                scope.spawn(move || {
+                    for k in 0..5_000u64 {
+                        let key = (t << 32) | k;
+                        s.remember(key, ["a", "b", "c"][(k % 3) as usize], "r");
+                        let _ = s.recall(key);
+                    }
+                });
+            }
+        });
+        assert_eq!(s.len(), 1_000);
     }
 
     #[test]

@@ -15,6 +15,11 @@
 //!   rollups; minute rollups are kept for 48 h only); `hourly` is the last 24 clock hours (`hour_offset`
 //!   23 = the current hour) and `daily` the last 30 UTC days (all days for `window=all`),
 //!   whatever the window, as in the original. `timeline` follows the window.
+//!
+//! Added beside the original's fields: `lanes` and `affinity` (requests by lane and by sticky
+//! routing's result, from the rollups' group keys; requests without one are left out),
+//! `prompt_cache_hit_pct` (cache hits over all prompt tokens) in the totals and every row, and
+//! `lane` / `affinity` in `/api/recent` rows. Every field: `docs/metrics.md`.
 
 // redb::Error is large (160 bytes); it only travels on cold failure paths, and boxing it would
 // lose `?` across redb's several error types.

@@ -14,7 +14,6 @@ use http::{Response, StatusCode};
 
 use super::observe::ObservedStream;
 use super::{full, streamed, ResponseBody};
-use crate::affinity::Affinity;
 use crate::classifier::Asker;
 use crate::ingress::error::ApiError;
 use crate::ingress::openai_chat;
@@ -28,7 +27,7 @@ pub const LAYER: HeaderName = HeaderName::from_static("x-clawgate-layer");
 pub const RULE: HeaderName = HeaderName::from_static("x-clawgate-rule");
 pub const ATTEMPTS: HeaderName = HeaderName::from_static("x-clawgate-attempts");
 pub const LABEL: HeaderName = HeaderName::from_static("x-clawgate-label");
-/// Sticky routing: `hit`, `miss`, `switch` or `off` (see [`Affinity`]).
+/// Sticky routing: `hit`, `miss`, `switch` or `off` (see [`crate::affinity::Affinity`]).
 pub const AFFINITY: HeaderName = HeaderName::from_static("x-clawgate-affinity");
 pub const LANE: HeaderName = HeaderName::from_static("x-clawgate-lane");
 
@@ -224,17 +223,18 @@ async fn complete(
         tried.push(&provider.id);
         out.insert(ATTEMPTS, header_value(&tried.join(",")));
     }
-    let affinity = Affinity::of(conversation.as_ref(), &provider.id);
+    // Remembered once the answer is whole and good: the provider that actually answered
+    // (after any fallback) and the rule that decided.
+    let (affinity, remember) = crate::affinity::after_answer(
+        &state.affinity,
+        conversation,
+        &provider.id,
+        &decision.rule,
+        status.is_success(),
+    );
     out.insert(AFFINITY, HeaderValue::from_static(affinity.as_str()));
     out.insert(LANE, header_value(&lane));
     event.affinity = affinity.as_str().to_owned();
-    // Remembered once the answer is whole and good: the provider that actually answered
-    // (after any fallback) and the rule that decided.
-    let remember = conversation.filter(|_| status.is_success()).map(|c| {
-        let store = Arc::clone(&state.affinity);
-        let (provider, rule) = (Arc::clone(&provider.id), Arc::clone(&decision.rule));
-        move || store.remember(c.key, &provider, &rule)
-    });
     event.provider = Some(provider.id.to_string());
     event.upstream_model = Some(provider.config.model.clone());
     event.attempts = attempt_records(&attempts);

@@ -614,3 +614,67 @@ fn clawgate_stats_prints_the_affinity_counts() {
     assert!(line.contains("hit 2 · miss 1"), "{line}");
     assert!(line.contains("cache hits 64.0% of prompt tokens"), "{line}");
 }
+
+/// A gate over `alpha` and `beta` with [`sticky_rules`] to alpha, and stickiness on.
+async fn sticky_gate(a: &MockUpstream, b: &MockUpstream) -> (Gate, tempfile::TempDir) {
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(rules.path().join("10-sticky.rules"), sticky_rules("alpha")).unwrap();
+    let gate = Gate::start_with_rules(&support::alpha_beta_config(a, b), Some(rules.path())).await;
+    (gate, rules)
+}
+
+#[tokio::test]
+async fn the_provider_that_answered_after_a_fallback_is_the_one_remembered() {
+    let a = MockUpstream::start("alpha").await;
+    let b = MockUpstream::start("beta").await;
+    let (gate, _rules) = sticky_gate(&a, &b).await;
+    a.script([Behavior::Status(
+        503,
+        json!({"error": {"message": "overloaded"}}),
+    )]);
+    let (one, two) = turns("summarise the meeting notes");
+    assert_eq!(
+        ask(&gate, &one).await,
+        ("beta".into(), "miss".into(), "default".into())
+    );
+    // The next turn goes straight to beta, which holds the conversation's prompt cache.
+    assert_eq!(
+        ask(&gate, &two).await,
+        ("beta".into(), "hit".into(), "sticky".into())
+    );
+    assert_eq!((a.hits(), b.hits()), (1, 2));
+    gate.stop().await;
+}
+
+#[tokio::test]
+async fn a_stream_is_remembered_when_it_ends_well_and_not_when_it_breaks() {
+    let a = MockUpstream::start("alpha").await;
+    let b = MockUpstream::start("beta").await;
+    let (gate, _rules) = sticky_gate(&a, &b).await;
+    let streamed = |v: &Value| {
+        let mut v = v.clone();
+        v["stream"] = json!(true);
+        v
+    };
+    // Broken after its first events: already sent to the client, so no fallback, and the
+    // conversation is not remembered.
+    a.script([Behavior::CutStream { events: 2 }]);
+    let (one, two) = turns("tell me a long story");
+    let resp = gate.chat(&streamed(&one)).await;
+    assert_eq!(resp.headers()["x-clawgate-affinity"], "miss");
+    let _ = resp.text().await;
+    gate.recent(1).await;
+    assert!(gate.state.affinity.is_empty());
+    // Asked again and streamed to the end: remembered once the stream ended.
+    let resp = gate.chat(&streamed(&one)).await;
+    assert_eq!(resp.headers()["x-clawgate-affinity"], "miss");
+    let (_, done) = support::sse_text(&resp.text().await.unwrap());
+    assert!(done);
+    gate.recent(2).await;
+    assert_eq!(gate.state.affinity.len(), 1);
+    let resp = gate.chat(&streamed(&two)).await;
+    assert_eq!(resp.headers()["x-clawgate-affinity"], "hit");
+    assert_eq!(resp.headers()["x-clawgate-rule"], "sticky");
+    let _ = resp.text().await;
+    gate.stop().await;
+}
