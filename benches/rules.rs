@@ -8,8 +8,9 @@
 use std::fmt::Write as _;
 use std::hint::black_box;
 
+use clawgate::config::ClassifierConfig;
 use clawgate::request::ChatRequest;
-use clawgate::router::RouteTable;
+use clawgate::router::{NoTrace, Previous, Remembered, RouteTable, RouteView, Router};
 use clawgate::rules::{self, Providers};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
@@ -119,6 +120,7 @@ fn decisions(c: &mut Criterion) {
         ("turn-local-main", None),
         ("turn-local-main", Some("auto")),
         ("heartbeat", None),
+        ("subagent-child", None),
     ] {
         let path = format!(
             "{}/tests/fixtures/openclaw/{name}.json",
@@ -147,6 +149,54 @@ fn decisions(c: &mut Criterion) {
                 b.iter(|| {
                     let req = ChatRequest::parse(black_box(&bytes)).expect("request");
                     black_box(stock.decide(&req, &headers))
+                })
+            },
+        );
+    }
+
+    // The server's path: lanes, the envelope peeled, the conversation key and a remembered
+    // previous decision, on a first turn and on the 20th turn of the same conversation.
+    let previous = Remembered(Some(Previous {
+        provider: "deepseek-chat".into(),
+        rule: "default".into(),
+    }));
+    let disabled = ClassifierConfig::disabled();
+    let path = format!(
+        "{}/tests/fixtures/openclaw/turn-local-main.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let recorded: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path).expect("fixture")).expect("json");
+    let mut first = recorded["body"].clone();
+    first["model"] = "auto".into();
+    let mut long = first.clone();
+    {
+        let messages = long["messages"].as_array_mut().expect("messages");
+        let internal = messages.pop().expect("internal context");
+        for turn in 1..20 {
+            messages.push(serde_json::json!({"role": "assistant", "content": format!("Step {turn} done: the tests pass and the diff is small.")}));
+            messages.push(serde_json::json!({"role": "user", "content": format!("[Thu 2026-11-26 04:{turn:02} UTC] ok, now step {}", turn + 1)}));
+        }
+        messages.push(internal);
+    }
+    for (label, body) in [("first turn", &first), ("20th turn", &long)] {
+        let bytes = serde_json::to_vec(body).expect("json");
+        let req = ChatRequest::parse(&bytes).expect("request");
+        let router = Router::new(&stock, disabled, &|_| None).with_recall(&previous);
+        let routed = router.route_now(RouteView::chat(&req, &headers), &mut NoTrace);
+        c.bench_function(
+            &format!(
+                "stock rules with conversations, OpenClaw {label} ({} KB) -> {} (lane {})",
+                bytes.len() / 1024,
+                routed.decision.rule,
+                routed.lane
+            ),
+            |b| {
+                b.iter(|| {
+                    black_box(router.route_now(
+                        RouteView::chat(black_box(&req), &headers),
+                        &mut NoTrace,
+                    ))
                 })
             },
         );

@@ -136,8 +136,8 @@ impl<'r> RouteView<'r> {
     }
 
     /// The prompt-size estimate behind `tokens`: the UTF-8 bytes of every message's text
-    /// (all roles, joined by newlines) plus those of the tool definitions, divided by 4, at
-    /// least 1. Four bytes per token is the usual rule of thumb for English (where a byte is a
+    /// (all roles, joined by newlines) plus those of the tool definitions, divided by 4 and
+    /// rounded up, at least 1. Four bytes per token is the usual rule of thumb for English (where a byte is a
     /// character); a CJK character is 3 bytes and about one token, so bytes keep the estimate
     /// close for other scripts too, and cost nothing to count. It is meant for thresholds like
     /// "long context", not for billing.
@@ -149,7 +149,7 @@ impl<'r> RouteView<'r> {
             }
         }
         bytes += self.tool_bytes;
-        ((bytes / 4) as u64).max(1)
+        (bytes.div_ceil(4) as u64).max(1)
     }
 }
 

@@ -43,7 +43,7 @@ fn check_exits_0_on_the_stock_rules_with_all_keys_set() {
     let cfg = loaded_config(tmp.path());
     let (code, out) = run(|o| check_cmd(&cfg, &repo("rules"), Format::Text, o));
     assert_eq!(code, 0, "{out}");
-    assert!(out.starts_with("ok: 4 files, 14 rules, "), "{out}");
+    assert!(out.starts_with("ok: 6 files, 17 rules, "), "{out}");
     assert!(out.contains("0 failed; 0 errors, 0 warnings"), "{out}");
 }
 
@@ -174,7 +174,7 @@ fn check_runs_rule_tests_and_reports_failures_where_the_case_is() {
 }
 
 #[test]
-fn explain_shows_why_each_earlier_rule_failed_for_the_openclaw_subagent() {
+fn explain_shows_the_lane_the_peeled_task_and_why_earlier_rules_failed_for_the_openclaw_subagent() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = loaded_config(tmp.path());
     let body = std::fs::read(repo("tests/fixtures/openclaw/subagent-child.json")).unwrap();
@@ -189,10 +189,28 @@ fn explain_shows_why_each_earlier_rule_failed_for_the_openclaw_subagent() {
         )
     });
     assert_eq!(code, 0, "{out}");
-    assert!(out.starts_with("provider: deepseek-chat\nchain:    deepseek-chat -> deepseek-reasoner -> gemini-flash -> openrouter-fallback\nlayer:    static\nrule:     subagent\n"), "{out}");
-    assert!(out.contains("tokens = 9566, needs < 500"), "{out}");
+    assert!(out.starts_with("provider: gemini-flash-lite\nchain:    gemini-flash-lite -> deepseek-chat -> deepseek-reasoner -> gemini-flash -> openrouter-fallback\nlayer:    heuristic\nrule:     trivial-task\n"), "{out}");
+    // The lane comes from the Runtime line's session, and says so.
+    assert!(
+        out.contains("lane:     subagent (envelope(\"runtime\") = \"\\nRuntime: agent=main | session=agent:main:subagent:"),
+        "{out}"
+    );
+    // OpenClaw's wrapper is peeled: the rules read the task alone.
+    assert!(
+        out.contains("peeled:   timestamp, runtime, subagent-task, subagent-begin\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("last_user \"SUBTASK: reply with the single word pong\" (10 of "),
+        "{out}"
+    );
+    assert!(out.contains("conversation: key "), "{out}");
+    assert!(out.contains(" from runtime, no previous decision"), "{out}");
     assert!(out.contains("model = \"auto\", needs == \"lite\""), "{out}");
-    assert!(out.contains("subagent           match  system = "), "{out}");
+    assert!(
+        out.contains("lane = \"subagent\" (in [\"subagent\", \"cron\"])"),
+        "{out}"
+    );
 }
 
 /// Before the rules, explain shows what they read of the request: the person's last message
@@ -272,21 +290,23 @@ fn explain_json_names_the_failed_condition_and_the_values_it_saw() {
     assert_eq!(v["chain"][1], "deepseek-chat");
     assert_eq!(
         (v["layer"].as_str(), v["rule"].as_str()),
-        (Some("heuristic"), Some("math-reasoning"))
+        (Some("heuristic"), Some("reasoning"))
     );
     let trace = v["trace"].as_array().unwrap();
     assert_eq!(
         trace.len(),
-        9,
-        "seven static rules, vision, then the winner"
+        12,
+        "eight static rules, vision, long-context, tool-loop, then the winner"
     );
-    assert_eq!(trace[7]["why"], "images = false, needs true");
+    assert_eq!(trace[8]["why"], "images = false, needs true");
     assert_eq!(
-        trace[8],
-        serde_json::json!({"layer": "heuristic", "rule": "math-reasoning", "matched": true, "why": "score(math) = 2 (>= 2)"})
+        trace[11],
+        serde_json::json!({"layer": "heuristic", "rule": "reasoning", "matched": true, "why": "score(reasoning) = 3 (>= 3)"})
     );
+    assert_eq!(v["request"]["lane"], "main");
 
-    let body = br#"{"model":"auto","messages":[{"role":"user","content":"Prove this for me, it is very important to my whole team and my boss."}]}"#;
+    let body =
+        br#"{"model":"auto","messages":[{"role":"user","content":"Here is my proof, is it ok?"}]}"#;
     let (_, out) = run(|o| {
         route_explain_cmd(
             &cfg,
@@ -302,9 +322,9 @@ fn explain_json_names_the_failed_condition_and_the_values_it_saw() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|s| s["rule"] == "math-reasoning")
+        .find(|s| s["rule"] == "reasoning")
         .unwrap();
-    assert_eq!(math["why"], "score(math) = 1, needs >= 2");
+    assert_eq!(math["why"], "score(reasoning) = 2, needs >= 3");
 }
 
 #[test]

@@ -298,9 +298,9 @@ fn conversation_fields_read_what_the_person_wrote_and_where_the_turn_stands() {
     let user = |t: &str| serde_json::json!({"role": "user", "content": t});
     #[rustfmt::skip]
     let cases = [
-        ("last_user_tokens == 2",  serde_json::json!([user("abcdefghi"), internal.clone()]), true),
+        ("last_user_tokens == 3",  serde_json::json!([user("abcdefghi"), internal.clone()]), true),
         ("last_user_tokens == 0",  serde_json::json!([{"role": "system", "content": "s"}]), true),
-        ("last_user_tokens == 1",  serde_json::json!([user("这是")]), true),
+        ("last_user_tokens == 2",  serde_json::json!([user("这是")]), true),
         ("user_turns == 2",        serde_json::json!([user("a"), {"role": "assistant", "content": "b"}, user("c"), internal.clone()]), true),
         ("user_turns == 0",        serde_json::json!([internal.clone()]), true),
         ("tool_loop",              serde_json::json!([user("list files"), call.clone(), result.clone(), internal.clone()]), true),

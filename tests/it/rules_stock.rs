@@ -98,25 +98,25 @@ fn original_clawgate_routing_cases_route_as_it_intended() {
         ("test_heartbeat",              req("auto", Some("heartbeat check"), "ok", false),              &[], ("gemini-flash-lite", "static", "heartbeat")),
         ("test_explicit_reasoner",      req("r1", None, "hello", false),                                &[], ("deepseek-reasoner", "static", "explicit-reasoner")),
         ("test_explicit_flash",         req("flash", None, "hello", false),                             &[], ("gemini-flash", "static", "explicit-flash")),
-        ("test_subagent_header",        req("auto", None, "process file", false),                       &[("x-openclaw-source", "subagent-42")], ("deepseek-chat", "static", "subagent")),
+        ("test_subagent_header",        req("auto", None, "process file", false),                       &[("x-openclaw-source", "subagent-42")], ("deepseek-chat", "heuristic", "subagent")),
         // TestHeuristicRouting
-        ("test_math_reasoning",         req("auto", None, "Prove the theorem step by step using induction", false), &[], ("deepseek-reasoner", "heuristic", "math-reasoning")),
-        ("test_complex_code",           req("auto", None, "debug this race condition and refactor the architecture", false), &[], ("deepseek-reasoner", "heuristic", "complex-code")),
-        ("test_tool_use",               req("auto", None, "search files", true),                        &[], ("deepseek-chat", "heuristic", "tool-use")),
+        ("test_math_reasoning",         req("auto", None, "Prove the theorem step by step using induction", false), &[], ("deepseek-reasoner", "heuristic", "reasoning")),
+        ("test_complex_code",           req("auto", None, "debug this race condition and refactor the architecture", false), &[], ("deepseek-reasoner", "heuristic", "reasoning")),
+        ("test_tool_use",               req("auto", None, "search files", true),                        &[], ("deepseek-chat", "default", "default")),
         ("test_simple_query_de",        req("auto", None, "Was ist ein Monad?", false),                 &[], ("gemini-flash-lite", "heuristic", "simple-query")),
         ("test_simple_query_zh",        req("auto", None, "你好", false),                               &[], ("gemini-flash-lite", "heuristic", "simple-query")),
-        ("test_short_message_fallback", req("auto", None, "ok", false),                                 &[], ("deepseek-chat", "heuristic", "short-message")),
-        ("test_system_prompt_not_scored", req("auto", Some(reasoner_system), "find my file", false),    &[], ("deepseek-chat", "heuristic", "short-message")),
+        ("test_short_message_fallback", req("auto", None, "ok", false),                                 &[], ("deepseek-chat", "default", "default")),
+        ("test_system_prompt_not_scored", req("auto", Some(reasoner_system), "find my file", false),    &[], ("deepseek-chat", "default", "default")),
         // The substring flaw, fixed: these were simple-query -> gemini-flash-lite in the original.
-        ("is this correct",             req("auto", None, "Is this correct?", false),                   &[], ("deepseek-chat", "heuristic", "short-message")),
-        ("i know the answer now",       req("auto", None, "I know the answer now", false),              &[], ("deepseek-chat", "heuristic", "short-message")),
-        ("tool request with this",      req("auto", None, "search this folder", true),                  &[], ("deepseek-chat", "heuristic", "tool-use")),
+        ("is this correct",             req("auto", None, "Is this correct?", false),                   &[], ("deepseek-chat", "default", "default")),
+        ("i know the answer now",       req("auto", None, "I know the answer now", false),              &[], ("deepseek-chat", "default", "default")),
+        ("tool request with this",      req("auto", None, "search this folder", true),                  &[], ("deepseek-chat", "default", "default")),
         // TestNoneContentHandling: null contents route without trouble.
         ("null contents",               serde_json::json!({"model": "auto", "messages": [
                                             {"role": "system", "content": null}, {"role": "user", "content": "hi"},
                                             {"role": "assistant", "content": null, "tool_calls": [{"id": "1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
                                             {"role": "tool", "content": "r", "tool_call_id": "1"}, {"role": "user", "content": null}]}),
-                                                                                                        &[], ("deepseek-chat", "heuristic", "short-message")),
+                                                                                                        &[], ("deepseek-chat", "default", "default")),
     ];
     let mut failures = Vec::new();
     for (name, body, headers, (provider, layer, rule)) in cases {
@@ -158,10 +158,29 @@ fn heartbeat_goes_to_cheapest_provider() {
 
 #[test]
 fn openclaw_subagent_goes_to_the_chat_model() {
-    let (body, _) = openclaw("subagent-child");
+    let (mut body, _) = openclaw("subagent-child");
+    // Its task is "reply with the single word pong": trivial, no work, the cheapest model.
+    assert_eq!(
+        route(&stock(), body.clone(), &[]),
+        (
+            "gemini-flash-lite".into(),
+            "heuristic",
+            "trivial-task".into()
+        )
+    );
+    // The same sub-agent given real work gets the chat model.
+    let task = body["messages"][1]["content"].to_string();
+    assert!(task.contains("pong"), "{task}");
+    let text = serde_json::from_str::<String>(&task)
+        .unwrap_or_default()
+        .replace(
+            "reply with the single word pong",
+            "rename the config loader and update every caller in src/",
+        );
+    body["messages"][1]["content"] = text.into();
     assert_eq!(
         route(&stock(), body, &[]),
-        ("deepseek-chat".into(), "static", "subagent".into())
+        ("deepseek-chat".into(), "heuristic", "subagent".into())
     );
 }
 
@@ -188,12 +207,41 @@ fn ordinary_openclaw_turns_are_neither_heartbeats_nor_subagents() {
         "[Thu 2026-11-26 03:39 UTC] Rename the config loader and update its callers".into();
     assert_eq!(
         route(&t, body, &[]),
-        ("deepseek-chat".into(), "heuristic", "tool-use".into())
+        ("deepseek-chat".into(), "default", "default".into())
+    );
+}
+
+/// The words that mark a lane elsewhere in OpenClaw's request never make one: the heartbeat
+/// capture without its heartbeat prompt (its system prompt names "heartbeat", its tool
+/// results and internal context name `agent:main:subagent:` sessions) is an ordinary turn.
+#[test]
+fn lane_words_in_the_system_prompt_tool_results_or_context_never_make_a_lane() {
+    let t = stock();
+    let (mut body, _) = openclaw("heartbeat");
+    let text = body.to_string();
+    assert!(text.contains("agent:main:subagent:") && text.contains("Heartbeat"));
+    let messages = body["messages"].as_array_mut().unwrap();
+    let prompt = messages
+        .iter_mut()
+        .rev()
+        .find(|m| {
+            m["role"] == "user"
+                && m["content"]
+                    .to_string()
+                    .contains("Follow the heartbeat monitor")
+        })
+        .expect("the heartbeat prompt");
+    prompt["content"] =
+        "[Thu 2026-11-26 03:40 UTC] Rename the config loader and update its callers".into();
+    let (provider, _, rule) = route(&t, body, &[]);
+    assert_eq!(
+        (provider.as_str(), rule.as_str()),
+        ("deepseek-chat", "default")
     );
 }
 
 #[test]
-fn stock_rules_use_the_original_rule_names_in_order() {
+fn stock_rules_keep_the_original_rule_names_lanes_first() {
     let t = stock();
     let names: Vec<(Layer, &str)> = t.rules().iter().map(|r| (r.layer, &*r.name)).collect();
     use Layer::*;
@@ -201,19 +249,22 @@ fn stock_rules_use_the_original_rule_names_in_order() {
         names,
         [
             (Static, "heartbeat"),
+            (Static, "compaction"),
+            (Static, "utility"),
             (Static, "explicit-reasoner"),
             (Static, "explicit-flash"),
             (Static, "explicit-chat"),
             (Static, "lite"),
             (Static, "or"),
-            (Static, "subagent"),
             (Heuristic, "vision"),
-            (Heuristic, "math-reasoning"),
-            (Heuristic, "complex-code"),
-            (Heuristic, "simple-query"),
-            (Heuristic, "tool-use"),
-            (Heuristic, "short-message"),
             (Heuristic, "long-context"),
+            (Heuristic, "tool-loop"),
+            (Heuristic, "reasoning"),
+            (Heuristic, "sticky"),
+            (Heuristic, "simple-query"),
+            (Heuristic, "trivial-task"),
+            (Heuristic, "follow-up-reasoning"),
+            (Heuristic, "subagent"),
         ]
     );
     assert_eq!(

@@ -38,7 +38,7 @@ def user(text, **extra):
 CASES = [
     # (name, request, layer, rule, provider)
     ("openclaw heartbeat turn", openclaw("heartbeat"), "static", "heartbeat", "gemini-flash-lite"),
-    ("openclaw sub-agent turn", openclaw("subagent-child"), "static", "subagent", "deepseek-chat"),
+    ("openclaw sub-agent's trivial task", openclaw("subagent-child"), "heuristic", "trivial-task", "gemini-flash-lite"),
     ("openclaw main turn with the ds alias", openclaw("turn-local-main"), "static", "explicit-chat", "deepseek-chat"),
     ("model hint: cheap", {**user("status?"), "model": "cheap"}, "static", "heartbeat", "gemini-flash-lite"),
     ("alias r1", {**user("hello"), "model": "r1"}, "static", "explicit-reasoner", "deepseek-reasoner"),
@@ -46,12 +46,12 @@ CASES = [
     ("alias ds", {**user("hello"), "model": "ds"}, "static", "explicit-chat", "deepseek-chat"),
     ("alias lite", {**user("hello"), "model": "lite"}, "static", "lite", "gemini-flash-lite"),
     ("alias or", {**user("hello"), "model": "or"}, "static", "or", "openrouter-fallback"),
-    ("sub-agent header", {**user("process the file"), "extra_headers": {"x-openclaw-source": "subagent-42"}}, "static", "subagent", "deepseek-chat"),
-    ("maths", user("Prove the theorem step by step using induction"), "heuristic", "math-reasoning", "deepseek-reasoner"),
-    ("code", user("debug this race condition and refactor the architecture"), "heuristic", "complex-code", "deepseek-reasoner"),
+    ("sub-agent header", {**user("process the file"), "extra_headers": {"x-openclaw-source": "subagent-42"}}, "heuristic", "subagent", "deepseek-chat"),
+    ("maths", user("Prove the theorem step by step using induction"), "heuristic", "reasoning", "deepseek-reasoner"),
+    ("code", user("debug this race condition and refactor the architecture"), "heuristic", "reasoning", "deepseek-reasoner"),
     ("greeting", user("hello there"), "heuristic", "simple-query", "gemini-flash-lite"),
-    ("'this' is not 'hi'", user("Is this correct? I know the answer now, nothing else matters here."), "heuristic", "short-message", "deepseek-chat"),
-    ("tools", user("search my files for the report", tools=TOOLS), "heuristic", "tool-use", "deepseek-chat"),
+    ("'this' is not 'hi'", user("Is this correct? I know the answer now, nothing else matters here."), "default", "default", "deepseek-chat"),
+    ("tools", user("search my files for the report", tools=TOOLS), "default", "default", "deepseek-chat"),
     ("image", {"model": "auto", "messages": [{"role": "user", "content": [
         {"type": "text", "text": "describe the picture"},
         {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]}]},
