@@ -54,6 +54,8 @@ fn event(i: u64, ts_ms: u64) -> RequestEvent {
         stream: i % 2 == 0,
         error: (i % 50 == 0).then(|| "all providers failed".to_owned()),
         classification: false,
+        lane: if i % 10 == 0 { "heartbeat" } else { "main" }.into(),
+        affinity: ["hit", "hit", "hit", "miss", "switch"][(i % 5) as usize].into(),
     }
 }
 

@@ -6,6 +6,7 @@
 //! health) → back to the client, streamed byte for byte where possible. [`server`] carries
 //! them over HTTP; [`state`] is what a request reads and a [`reload`] replaces.
 
+pub mod affinity;
 pub mod app;
 pub mod classifier;
 pub mod cli;

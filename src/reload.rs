@@ -84,6 +84,7 @@ impl Reloader {
                     config_status.attempted_hash = hash;
                     match self.build_config(&text, &old) {
                         Ok((new_config, new_providers)) => {
+                            state.affinity.configure(&new_config.affinity);
                             config = Arc::new(new_config);
                             providers = Arc::new(new_providers);
                             config_changed = true;

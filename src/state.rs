@@ -63,11 +63,16 @@ pub struct AppState {
     pub reloader: std::sync::OnceLock<Arc<dyn Reload>>,
     /// The LLM classifier's answer cache and in-flight calls (kept across reloads).
     pub classifier: crate::classifier::Classifier,
+    /// Sticky routing's memory of conversations (kept across reloads; bounds from
+    /// `affinity` in the config, adjusted on reload).
+    pub affinity: Arc<crate::affinity::Store>,
 }
 
 impl AppState {
     pub fn new(snapshot: Snapshot, metrics: crate::metrics::Metrics) -> Arc<Self> {
+        let affinity = Arc::new(crate::affinity::Store::new(&snapshot.config.affinity));
         Arc::new(AppState {
+            affinity,
             snapshot: ArcSwap::from_pointee(snapshot),
             metrics,
             started: Instant::now(),

@@ -306,6 +306,25 @@ fn render_text(
         tokens(int(&t["total_cache_hit"])),
         tokens(int(&t["total_cache_miss"]))
     )?;
+    if let Some(rows) = stats["affinity"].as_array().filter(|r| !r.is_empty()) {
+        let parts: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {}",
+                    r["affinity"].as_str().unwrap_or("?"),
+                    count(int(&r["requests"]))
+                )
+            })
+            .collect();
+        writeln!(
+            out,
+            "  Sticky    {:>10}    {}   cache hits {:.1}% of prompt tokens",
+            "",
+            parts.join(" · "),
+            num(&t["prompt_cache_hit_pct"])
+        )?;
+    }
     writeln!(
         out,
         "  Cost      {:>10}",

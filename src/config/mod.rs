@@ -248,6 +248,35 @@ impl Default for MetricsConfig {
     }
 }
 
+/// The `affinity` section: sticky routing's memory of conversations (which provider answered
+/// each conversation's previous request, and which rule sent it there), read by the rule
+/// fields `previous_provider` / `previous_rule` and the route target `previous`. Kept in
+/// memory across rule and config reloads; bounded in entries and age.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct AffinityConfig {
+    /// `false`: conversations are not remembered (`previous_*` read `""`, `previous` never
+    /// matches) and every answer says `X-ClawGate-Affinity: off`.
+    pub enabled: bool,
+    /// Most conversations remembered; past it the least recently refreshed are forgotten.
+    pub max_entries: usize,
+    /// A conversation not answered for this many seconds is forgotten.
+    pub ttl_s: u64,
+    #[serde(flatten)]
+    unknown: BTreeMap<String, serde_yaml_ng::Value>,
+}
+
+impl Default for AffinityConfig {
+    fn default() -> Self {
+        AffinityConfig {
+            enabled: true,
+            max_entries: 100_000,
+            ttl_s: 3600,
+            unknown: BTreeMap::new(),
+        }
+    }
+}
+
 /// The original ClawGate's classifier prompt; `{last_user_message}` is replaced by the first 500
 /// characters of the last message a person wrote.
 pub const DEFAULT_CLASSIFIER_PROMPT: &str =
@@ -363,6 +392,8 @@ struct RawConfig {
     health: HealthConfig,
     #[serde(default)]
     llm_classifier: Option<RawClassifier>,
+    #[serde(default)]
+    affinity: AffinityConfig,
     #[serde(flatten)]
     unknown: BTreeMap<String, serde_yaml_ng::Value>,
 }
@@ -380,6 +411,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub health: HealthConfig,
     pub classifier: ClassifierConfig,
+    pub affinity: AffinityConfig,
     /// Things worth a log line that did not stop loading (unknown keys, retired sections).
     pub warnings: Vec<String>,
 }

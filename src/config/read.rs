@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use super::env::expand;
 use super::{
-    classifier_config, locate, strip_location, valid_id, Backend, ClassifierConfig, Config,
-    ConfigError, HealthConfig, MetricsConfig, ProviderConfig, RawConfig, RawProvider, ServerConfig,
-    Timeouts,
+    classifier_config, locate, strip_location, valid_id, AffinityConfig, Backend, ClassifierConfig,
+    Config, ConfigError, HealthConfig, MetricsConfig, ProviderConfig, RawConfig, RawProvider,
+    ServerConfig, Timeouts,
 };
 
 pub(super) struct Reader<'a> {
@@ -61,6 +61,7 @@ impl<'a> Reader<'a> {
         let server = self.server(&raw.server)?;
         let metrics = self.metrics(&raw.metrics)?;
         let health = self.health(&raw.health)?;
+        let affinity = self.affinity(&raw.affinity)?;
         let mut providers = Vec::new();
         let mut skipped = Vec::new();
         for (id, p) in raw.providers.0 {
@@ -91,6 +92,7 @@ impl<'a> Reader<'a> {
             metrics,
             health,
             classifier,
+            affinity,
             warnings: self.warnings,
         })
     }
@@ -136,6 +138,7 @@ impl<'a> Reader<'a> {
             ("server", &raw.server.unknown),
             ("health", &raw.health.unknown),
             ("metrics", &raw.metrics.unknown),
+            ("affinity", &raw.affinity.unknown),
         ] {
             for key in unknown.keys() {
                 // The original ClawGate's keys that have no meaning here, silently.
@@ -181,6 +184,19 @@ impl<'a> Reader<'a> {
                 "health.consecutive_failures_before_skip",
                 "must be at least 1".into(),
             ));
+        }
+        Ok(raw.clone())
+    }
+
+    fn affinity(&self, raw: &AffinityConfig) -> Result<AffinityConfig, ConfigError> {
+        if raw.max_entries == 0 {
+            return Err(self.err(
+                "affinity.max_entries",
+                "must be at least 1 (set `enabled: false` to turn sticky routing off)".into(),
+            ));
+        }
+        if raw.ttl_s == 0 {
+            return Err(self.err("affinity.ttl_s", "must be at least 1 second".into()));
         }
         Ok(raw.clone())
     }

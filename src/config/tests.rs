@@ -42,6 +42,12 @@ fn stock_config_loads_with_no_keys_and_skips_every_provider() {
     assert_eq!(cfg.server.port, 8090);
     assert_eq!(cfg.server.host, "127.0.0.1");
     assert_eq!(cfg.metrics.db_path, "/var/lib/clawgate/clawgate.db");
+    assert_eq!(cfg.affinity, AffinityConfig::default());
+    assert!(cfg.affinity.enabled);
+    assert_eq!(
+        (cfg.affinity.max_entries, cfg.affinity.ttl_s),
+        (100_000, 3600)
+    );
 }
 
 #[test]
@@ -159,4 +165,46 @@ fn original_routing_sections_are_accepted_with_a_warning() {
         .warnings
         .iter()
         .any(|w| w.contains("static_rules") && w.contains("import-config")));
+}
+
+#[test]
+fn affinity_is_on_by_default_bounded_and_validated() {
+    let cfg = load("providers: {}\n", &[]).unwrap();
+    assert_eq!(cfg.affinity, AffinityConfig::default());
+    let cfg = load(
+        "affinity:\n  enabled: false\n  max_entries: 10\n  ttl_s: 60\n  ttl: 5\n",
+        &[],
+    )
+    .unwrap();
+    assert!(!cfg.affinity.enabled);
+    assert_eq!((cfg.affinity.max_entries, cfg.affinity.ttl_s), (10, 60));
+    assert!(
+        cfg.warnings
+            .iter()
+            .any(|w| w.contains("unknown key `affinity.ttl`")),
+        "{:?}",
+        cfg.warnings
+    );
+    let cases: &[(&str, &str, usize, &str)] = &[
+        (
+            "affinity:\n  max_entries: 0\n",
+            "affinity.max_entries",
+            2,
+            "at least 1",
+        ),
+        ("affinity:\n  ttl_s: 0\n", "affinity.ttl_s", 2, "at least 1"),
+        ("affinity:\n  ttl_s: 1.5\n", "affinity.ttl_s", 2, "invalid"),
+        (
+            "affinity:\n  enabled: sometimes\n",
+            "affinity.enabled",
+            2,
+            "invalid",
+        ),
+    ];
+    for (src, key, line, needle) in cases {
+        let err = load(src, &[]).unwrap_err();
+        assert_eq!(&err.key, key, "{src}");
+        assert_eq!(err.line, Some(*line), "{src}: {err}");
+        assert!(err.message.contains(needle), "{src}: {err}");
+    }
 }

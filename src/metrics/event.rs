@@ -1,18 +1,20 @@
 //! [`RequestEvent`]: what is recorded about one client request, and its storage encoding.
 //!
-//! Stored as a compact binary record (see [`codec`](super::codec)) rather than JSON: ≈35 bytes
+//! Stored as a compact binary record (see [`codec`](super::codec)) rather than JSON: ≈37 bytes
 //! for a typical routed request against ≈120 in the first binary layout and ≈400 as JSON, which
 //! matters at millions of rows. The record leaves out what the row's key already holds (the
 //! time), refers to provider ids, model names, layers, rule names and short error texts through
 //! the [`strings`](super::strings) dictionary, stores latencies as whole microseconds and sets
 //! flags instead of writing empty fields.
 //!
-//! Two layouts are read: the compact one (first byte `0`, then a format number, now 2) that is
+//! Two layouts are read: the compact one (first byte `0`, then a format number, now 3) that is
 //! written, and version 1 (first byte `1`): the same fields with every text inline, a `f64` per
 //! latency and the time in the record, which files written before the compact layout hold. A
 //! reader that knows only version 1 rejects a compact record (it refuses a first byte below 1)
 //! instead of misreading it. Within a layout new fields are appended at the end; older readers
-//! ignore trailing bytes, so the format can grow without a migration. The struct itself is
+//! ignore trailing bytes, so the format can grow without a migration. The format number says
+//! which appended fields a record has (a cut record is then an error, not an older format):
+//! format 3 appended `lane` and `affinity` (format-2 records read them as `""`). The struct itself is
 //! `Serialize`/`Deserialize` for callers that want JSON.
 
 use serde::{Deserialize, Serialize};
@@ -31,7 +33,9 @@ pub const MAX_ATTEMPTS: usize = 32;
 const VERSION: u8 = 1;
 /// First byte of a compact record; the next byte is its format, [`COMPACT_FORMAT`] or later.
 const COMPACT: u8 = 0;
-const COMPACT_FORMAT: u8 = 2;
+const COMPACT_FORMAT: u8 = 3;
+/// The first compact format, still read.
+const COMPACT_FORMAT_2: u8 = 2;
 const FLAG_ESTIMATED: u8 = 1;
 const FLAG_STREAM: u8 = 2;
 /// The classifier's own call (both encodings).
@@ -92,6 +96,13 @@ pub struct RequestEvent {
     /// The classifier's own call (layer `classification`), not a client request.
     #[serde(default)]
     pub classification: bool,
+    /// The request's lane (`main`, or a rules `lane`); `""` when it was not routed.
+    #[serde(default)]
+    pub lane: String,
+    /// How the answer relates to its conversation's previous one (sticky routing):
+    /// `hit`, `miss`, `switch` or `off`; `""` when no provider answered.
+    #[serde(default)]
+    pub affinity: String,
 }
 
 impl RequestEvent {
@@ -185,6 +196,9 @@ impl RequestEvent {
         if let Some(e) = &self.error {
             put_ref(out, truncate(e))?;
         }
+        // Format 3.
+        put_ref(out, &self.lane)?;
+        put_ref(out, &self.affinity)?;
         Ok(())
     }
 
@@ -209,7 +223,8 @@ impl RequestEvent {
         let mut r = Reader::new(buf);
         r.u8()?;
         // Later formats only append.
-        if r.u8()? < COMPACT_FORMAT {
+        let format = r.u8()?;
+        if format < COMPACT_FORMAT_2 {
             return Err(DecodeError("unknown event format"));
         }
         let flags = r.u8()?;
@@ -254,6 +269,11 @@ impl RequestEvent {
         } else {
             None
         };
+        let (lane, affinity) = if format >= 3 {
+            (read_ref(&mut r)?, read_ref(&mut r)?)
+        } else {
+            (String::new(), String::new())
+        };
         Ok(RequestEvent {
             ts_ms,
             requested_model,
@@ -274,6 +294,8 @@ impl RequestEvent {
             stream: has(FLAG_STREAM),
             error,
             classification: has(FLAG_CLASSIFICATION),
+            lane,
+            affinity,
         })
     }
 
@@ -381,6 +403,8 @@ impl RequestEvent {
             stream: flags & FLAG_STREAM != 0,
             error,
             classification: flags & FLAG_CLASSIFICATION != 0,
+            lane: String::new(),
+            affinity: String::new(),
         })
     }
 }
@@ -445,6 +469,8 @@ pub(crate) fn routed_sample() -> RequestEvent {
         stream: true,
         error: None,
         classification: false,
+        lane: "main".into(),
+        affinity: "hit".into(),
     }
 }
 
@@ -507,7 +533,7 @@ mod tests {
         ev.encode_v1(&mut v1);
         let json = serde_json::to_vec(&ev).map(|v| v.len()).unwrap_or(0);
         assert!(
-            buf.len() <= 36 && buf.len() * 3 < v1.len() && buf.len() * 10 < json,
+            buf.len() <= 38 && buf.len() * 3 < v1.len() && buf.len() * 10 < json,
             "compact {} bytes vs version 1 {} vs JSON {json}",
             buf.len(),
             v1.len()
@@ -518,10 +544,28 @@ mod tests {
     fn version_1_records_still_decode_without_a_dictionary() {
         let mut ev = routed_sample();
         ev.error = Some("HTTP 502: bad gateway".into());
+        (ev.lane, ev.affinity) = (String::new(), String::new());
         let mut buf = Vec::new();
         ev.encode_v1(&mut buf);
         // The time in a version-1 record wins over the key's (they are the same in a real file).
         assert_eq!(RequestEvent::decode(&buf, 0, &mut no_dict), Ok(ev));
+    }
+
+    #[test]
+    fn format_2_records_read_with_no_lane_and_no_affinity() {
+        // What the previous release wrote: the same record without the two appended fields.
+        let ev = routed_sample();
+        let mut dict = Dict::default();
+        let mut buf = dict.encode(&ev);
+        buf[1] = COMPACT_FORMAT_2;
+        buf.truncate(buf.len() - 2);
+        let back = dict.decode(&buf, ev.ts_ms);
+        let want = RequestEvent {
+            lane: String::new(),
+            affinity: String::new(),
+            ..ev
+        };
+        assert_eq!(back, Ok(want));
     }
 
     #[test]
@@ -585,7 +629,7 @@ mod tests {
             status in any::<u16>(), lat_us in 0u64..10_000_000_000, ttfb_us in proptest::option::of(0u64..1_000_000_000),
             toks in any::<[u64; 4]>(), est in any::<bool>(), stream in any::<bool>(),
             cost in prop_oneof![Just(0.0f64), 0.0f64..1e3], err in proptest::option::of(".{0,100}"),
-            class in any::<bool>(),
+            class in any::<bool>(), lane in "[a-z]{0,8}", affinity in "(|off|miss|hit|switch)",
             attempts in proptest::collection::vec(("[a-z]{1,8}", ".{0,20}"), 0..4),
         ) {
             let ev = RequestEvent {
@@ -595,12 +639,15 @@ mod tests {
                 status, latency_ms: lat_us as f64 / 1e3, ttfb_ms: ttfb_us.map(|t| t as f64 / 1e3),
                 prompt_tokens: toks[0], completion_tokens: toks[1], cache_hit_tokens: toks[2], cache_miss_tokens: toks[3],
                 usage_estimated: est, cost_usd: cost, stream, error: err, classification: class,
+                lane, affinity,
             };
             let mut dict = Dict::default();
             let buf = dict.encode(&ev);
             prop_assert_eq!(dict.decode(&buf, ts), Ok(ev.clone()));
             let mut v1 = Vec::new();
             ev.encode_v1(&mut v1);
+            // Version 1 has no lane and no affinity.
+            let ev = RequestEvent { lane: String::new(), affinity: String::new(), ..ev };
             prop_assert_eq!(RequestEvent::decode(&v1, 0, &mut no_dict), Ok(ev));
         }
     }

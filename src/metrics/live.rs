@@ -18,6 +18,8 @@ pub(crate) const DURATION_BUCKETS_S: [f64; 16] = [
 pub(crate) const MAX_SERIES: usize = 2_000;
 /// Most distinct provider label values in the per-provider families.
 pub(crate) const MAX_PROVIDERS: usize = 256;
+/// Most distinct lane (and affinity) label values.
+pub(crate) const MAX_LANES: usize = 64;
 
 pub(crate) const OTHER: &str = "other";
 pub(crate) const NONE: &str = "none";
@@ -97,12 +99,45 @@ impl ProviderCounters {
     }
 }
 
+/// Requests per label value (lanes, affinity results): few values, past [`MAX_LANES`] folded
+/// into `other`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Counts(pub Vec<(String, u64)>);
+
+impl Counts {
+    fn add(&mut self, label: &str, n: u64) {
+        if let Some(c) = self.0.iter_mut().find(|(l, _)| l == label) {
+            c.1 += n;
+            return;
+        }
+        let label = if self.0.len() >= MAX_LANES {
+            OTHER
+        } else {
+            label
+        };
+        match self.0.iter_mut().find(|(l, _)| l == label) {
+            Some(c) => c.1 += n,
+            None => self.0.push((label.to_owned(), n)),
+        }
+    }
+
+    fn merge(&mut self, other: &Counts) {
+        for (label, n) in &other.0 {
+            self.add(label, *n);
+        }
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Live {
     index: HashMap<u64, Vec<usize>>,
     pub series: Vec<Series>,
     provider_index: HashMap<String, usize>,
     pub providers: Vec<(String, ProviderCounters)>,
+    /// Routed requests per lane.
+    pub lanes: Counts,
+    /// Answered requests per affinity result (`hit`, `miss`, `switch`, `off`).
+    pub affinity: Counts,
 }
 
 fn series_hash(provider: &str, layer: &str, rule: &str, status: u16) -> u64 {
@@ -135,6 +170,12 @@ impl Live {
         for at in &ev.attempts {
             self.provider_mut(&at.provider).attempt_failures += 1;
         }
+        if !ev.lane.is_empty() {
+            self.lanes.add(&ev.lane, 1);
+        }
+        if !ev.affinity.is_empty() {
+            self.affinity.add(&ev.affinity, 1);
+        }
     }
 
     /// Adds `other`'s counts to these (label sets past the caps fold into `other` as usual).
@@ -147,6 +188,8 @@ impl Live {
         for (name, o) in &other.providers {
             self.provider_mut(name).add(o);
         }
+        self.lanes.merge(&other.lanes);
+        self.affinity.merge(&other.affinity);
     }
 
     fn series_mut(&mut self, provider: &str, layer: &str, rule: &str, status: u16) -> &mut Series {
@@ -241,6 +284,8 @@ mod tests {
         let events: Vec<RequestEvent> = (0..40u64)
             .map(|i| RequestEvent {
                 provider: (i % 5 != 0).then(|| format!("p{}", i % 3)),
+                lane: ["main", "heartbeat", ""][i as usize % 3].into(),
+                affinity: ["hit", "miss", "switch", "off", ""][i as usize % 5].into(),
                 layer: "static".into(),
                 rule: format!("r{}", i % 4),
                 status: if i % 7 == 0 { 502 } else { 200 },
@@ -314,5 +359,29 @@ mod tests {
             v
         };
         assert_eq!(providers(&merged), providers(&one));
+        let sorted = |c: &Counts| {
+            let mut v = c.0.clone();
+            v.sort();
+            v
+        };
+        assert_eq!(sorted(&merged.lanes), sorted(&one.lanes));
+        assert_eq!(sorted(&merged.affinity), sorted(&one.affinity));
+        assert_eq!(
+            sorted(&one.lanes),
+            [("heartbeat".into(), 13), ("main".into(), 14)]
+        );
+    }
+
+    #[test]
+    fn lane_labels_past_the_cap_fold_into_other() {
+        let mut live = Live::default();
+        for i in 0..MAX_LANES + 5 {
+            live.observe(&RequestEvent {
+                lane: format!("lane{i}"),
+                ..RequestEvent::default()
+            });
+        }
+        assert_eq!(live.lanes.0.len(), MAX_LANES + 1);
+        assert_eq!(live.lanes.0.last(), Some(&(OTHER.to_owned(), 5)));
     }
 }

@@ -171,6 +171,32 @@ impl Metrics {
             }
             header(
                 &mut out,
+                "clawgate_lane_total",
+                "counter",
+                "Routed client requests by lane (`main`, or a rules `lane`).",
+            );
+            let mut lanes = live.lanes.0.clone();
+            lanes.sort();
+            for (lane, n) in &lanes {
+                let _ = writeln!(out, "clawgate_lane_total{{lane=\"{}\"}} {n}", esc(lane));
+            }
+            header(
+                &mut out,
+                "clawgate_affinity_total",
+                "counter",
+                "Answered client requests by sticky routing's result: hit (the conversation's previous provider answered), switch (another did), miss (no previous one remembered), off (not tracked).",
+            );
+            for result in ["hit", "miss", "switch", "off"] {
+                let n = live
+                    .affinity
+                    .0
+                    .iter()
+                    .find(|(r, _)| r == result)
+                    .map_or(0, |(_, n)| *n);
+                let _ = writeln!(out, "clawgate_affinity_total{{result=\"{result}\"}} {n}");
+            }
+            header(
+                &mut out,
                 "clawgate_time_to_first_byte_seconds",
                 "histogram",
                 "Time from request to the first upstream body byte (streams).",

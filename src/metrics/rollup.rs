@@ -2,7 +2,8 @@
 //! the same transaction as the events so stats over days read rollups, not millions of rows.
 //!
 //! Key: `unit (u64 big-endian: minutes or hours since the epoch) · kind (u8) · provider \0 layer \0
-//! rule`, so a time range is one contiguous key range. Kinds: a request that succeeded, a request
+//! rule \0 lane \0 affinity`, so a time range is one contiguous key range. Rows written before
+//! lanes and affinity existed end after `rule`; they read as lane and affinity `""`. Kinds: a request that succeeded, a request
 //! that failed, and a failed attempt on `provider` (only `requests` is used for attempts). Sums
 //! are integers (cost in pico-USD, latency in µs), so adding rows in any order gives exactly the
 //! same totals as adding the raw events.
@@ -168,6 +169,17 @@ impl Agg {
         }
     }
 
+    /// Share of all prompt tokens served from cache, in percent: providers that report no
+    /// cache figures count as misses (where [`cache_hit_pct`](Self::cache_hit_pct) leaves
+    /// them out).
+    pub fn prompt_cache_hit_pct(&self) -> f64 {
+        if self.prompt == 0 {
+            0.0
+        } else {
+            (self.cache_hit as f64 * 100.0 / self.prompt as f64).min(100.0)
+        }
+    }
+
     /// The `q` quantile (0..=1) of latency in ms, from the histogram; 0 with no data.
     pub fn latency_quantile_ms(&self, q: f64) -> f64 {
         let total: u64 = self.hist.iter().sum();
@@ -246,18 +258,53 @@ impl Agg {
     }
 }
 
-/// The group part of a rollup key (everything after the time unit).
-pub(crate) fn group_key(kind: u8, provider: &str, layer: &str, rule: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(3 + provider.len() + layer.len() + rule.len());
-    k.push(kind);
-    for (i, part) in [provider, layer, rule].into_iter().enumerate() {
-        if i > 0 {
-            k.push(0);
+/// What a rollup row groups by (the key's part after the time unit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Group<'a> {
+    pub kind: u8,
+    pub provider: &'a str,
+    pub layer: &'a str,
+    pub rule: &'a str,
+    /// `""`: not routed, or a row from before lanes.
+    pub lane: &'a str,
+    /// `""`: not answered, or a row from before affinity.
+    pub affinity: &'a str,
+}
+
+impl Group<'_> {
+    /// The group part of a rollup key (everything after the time unit).
+    pub fn key(&self) -> Vec<u8> {
+        let parts = [
+            self.provider,
+            self.layer,
+            self.rule,
+            self.lane,
+            self.affinity,
+        ];
+        let mut k = Vec::with_capacity(5 + parts.iter().map(|p| p.len()).sum::<usize>());
+        k.push(self.kind);
+        for (i, part) in parts.into_iter().enumerate() {
+            if i > 0 {
+                k.push(0);
+            }
+            // NUL separates the parts; ids never contain it, but a stray one must not shift them.
+            k.extend(part.bytes().filter(|b| *b != 0));
         }
-        // NUL separates the parts; ids never contain it, but a stray one must not shift them.
-        k.extend(part.bytes().filter(|b| *b != 0));
+        k
     }
-    k
+}
+
+/// The group part of a rollup key of an event's group, or of a failed attempt in it.
+pub(crate) fn group_key(kind: u8, provider: &str, ev: &RequestEvent) -> Vec<u8> {
+    Group {
+        kind,
+        provider,
+        layer: &ev.layer,
+        rule: &ev.rule,
+        lane: &ev.lane,
+        affinity: &ev.affinity,
+    }
+    .key()
 }
 
 pub(crate) fn full_key(unit: u64, group: &[u8]) -> Vec<u8> {
@@ -274,12 +321,19 @@ pub(crate) fn split_key(key: &[u8]) -> Option<(u64, &[u8])> {
     Some((unit, group))
 }
 
-/// A group part as `(kind, provider, layer, rule)`.
-pub(crate) fn parse_group(group: &[u8]) -> Option<(u8, &str, &str, &str)> {
+/// A group part read back; a row from before lanes has no lane and no affinity.
+pub(crate) fn parse_group(group: &[u8]) -> Option<Group<'_>> {
     let (&kind, rest) = group.split_first()?;
     let rest = std::str::from_utf8(rest).ok()?;
-    let mut parts = rest.splitn(3, '\0');
-    Some((kind, parts.next()?, parts.next()?, parts.next()?))
+    let mut parts = rest.splitn(5, '\0');
+    Some(Group {
+        kind,
+        provider: parts.next()?,
+        layer: parts.next()?,
+        rule: parts.next()?,
+        lane: parts.next().unwrap_or(""),
+        affinity: parts.next().unwrap_or(""),
+    })
 }
 
 /// The rollup rows (by minute and by hour) that a batch of events adds.
@@ -296,15 +350,10 @@ impl BatchRollups {
         };
         for ev in events {
             let kind = if ev.succeeded() { KIND_OK } else { KIND_FAILED };
-            let group = group_key(
-                kind,
-                ev.provider.as_deref().unwrap_or(""),
-                &ev.layer,
-                &ev.rule,
-            );
+            let group = group_key(kind, ev.provider.as_deref().unwrap_or(""), ev);
             r.add(ev.ts_ms, &group, |a| a.add_event(ev));
             for at in &ev.attempts {
-                let group = group_key(KIND_ATTEMPT, &at.provider, &ev.layer, &ev.rule);
+                let group = group_key(KIND_ATTEMPT, &at.provider, ev);
                 r.add(ev.ts_ms, &group, |a| a.requests += 1);
             }
         }
@@ -369,7 +418,14 @@ mod tests {
 
     #[test]
     fn keys_sort_by_time_and_split_back_into_their_parts() {
-        let g = group_key(KIND_ATTEMPT, "gemini-flash", "static", "heart\0beat");
+        let ev = RequestEvent {
+            layer: "static".into(),
+            rule: "heart\0beat".into(),
+            lane: "heartbeat".into(),
+            affinity: "hit".into(),
+            ..RequestEvent::default()
+        };
+        let g = group_key(KIND_ATTEMPT, "gemini-flash", &ev);
         let k1 = full_key(5, &g);
         let k2 = full_key(300, &g);
         assert!(k1 < k2);
@@ -377,7 +433,30 @@ mod tests {
         assert_eq!(unit, 300);
         assert_eq!(
             parse_group(group),
-            Some((KIND_ATTEMPT, "gemini-flash", "static", "heartbeat"))
+            Some(Group {
+                kind: KIND_ATTEMPT,
+                provider: "gemini-flash",
+                layer: "static",
+                rule: "heartbeat",
+                lane: "heartbeat",
+                affinity: "hit",
+            })
+        );
+    }
+
+    #[test]
+    fn keys_from_before_lanes_read_with_no_lane_and_no_affinity() {
+        let old = b"\x00deepseek-chat\0heuristic\0tool-use";
+        assert_eq!(
+            parse_group(old),
+            Some(Group {
+                kind: KIND_OK,
+                provider: "deepseek-chat",
+                layer: "heuristic",
+                rule: "tool-use",
+                lane: "",
+                affinity: "",
+            })
         );
     }
 }

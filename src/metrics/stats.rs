@@ -15,6 +15,11 @@
 //!   rollups; minute rollups are kept for 48 h only); `hourly` is the last 24 clock hours (`hour_offset`
 //!   23 = the current hour) and `daily` the last 30 UTC days (all days for `window=all`),
 //!   whatever the window, as in the original. `timeline` follows the window.
+//!
+//! Added beside the original's fields: `lanes` and `affinity` (requests by lane and by sticky
+//! routing's result, from the rollups' group keys; requests without one are left out),
+//! `prompt_cache_hit_pct` (cache hits over all prompt tokens) in the totals and every row, and
+//! `lane` / `affinity` in `/api/recent` rows. Every field: `docs/metrics.md`.
 
 // redb::Error is large (160 bytes); it only travels on cold failure paths, and boxing it would
 // lose `?` across redb's several error types.
@@ -201,6 +206,7 @@ fn agg_fields(a: &Agg, attempts: u64) -> Map<String, Value> {
         "cache_hit_tokens": a.cache_hit,
         "cache_miss_tokens": a.cache_miss,
         "cache_hit_pct": round_to(a.cache_hit_pct(), 1),
+        "prompt_cache_hit_pct": round_to(a.prompt_cache_hit_pct(), 1),
         "cost_usd": round_to(a.cost_usd(), 6),
         "avg_latency_ms": round_to(a.avg_latency_ms(), 1),
         "p50_latency_ms": round_to(a.latency_quantile_ms(0.50), 1),
@@ -261,6 +267,8 @@ fn recent_row(id: u64, ev: &RequestEvent) -> Value {
         "stream": ev.stream,
         "usage_estimated": ev.usage_estimated,
         "classification": ev.classification,
+        "lane": ev.lane,
+        "affinity": ev.affinity,
     })
 }
 
@@ -364,11 +372,14 @@ impl Metrics {
         let mut routing: BTreeMap<(&str, &str, &str), Agg> = BTreeMap::new();
         let mut rules: BTreeMap<(&str, &str), (Agg, u64)> = BTreeMap::new();
         let mut layers: BTreeMap<&str, (Agg, u64)> = BTreeMap::new();
+        let mut lanes: BTreeMap<&str, Agg> = BTreeMap::new();
+        let mut affinity: BTreeMap<&str, Agg> = BTreeMap::new();
         for (group, agg) in &groups {
-            let Some((kind, provider, layer, rule)) = parse_group(group) else {
+            let Some(g) = parse_group(group) else {
                 self.count_corrupt();
                 continue;
             };
+            let (kind, provider, layer, rule) = (g.kind, g.provider, g.layer, g.rule);
             if kind == KIND_ATTEMPT {
                 failed_attempts += agg.requests;
                 providers.entry(provider).or_default().1 += agg.requests;
@@ -388,6 +399,12 @@ impl Metrics {
             }
             rules.entry((layer, rule)).or_default().0.merge(agg);
             layers.entry(layer).or_default().0.merge(agg);
+            if !g.lane.is_empty() {
+                lanes.entry(g.lane).or_default().merge(agg);
+            }
+            if !g.affinity.is_empty() {
+                affinity.entry(g.affinity).or_default().merge(agg);
+            }
         }
 
         let (first, last) = {
@@ -414,6 +431,7 @@ impl Metrics {
             "total_cache_hit": totals.cache_hit,
             "total_cache_miss": totals.cache_miss,
             "cache_hit_pct": round_to(totals.cache_hit_pct(), 1),
+            "prompt_cache_hit_pct": round_to(totals.prompt_cache_hit_pct(), 1),
             "total_cost_usd": round_to(totals.cost_usd(), 6),
             "avg_latency_ms": round_to(totals.avg_latency_ms(), 1),
             "first_request": first.map(secs),
@@ -459,6 +477,16 @@ impl Metrics {
             .map(|(layer, (a, att))| row(&[("layer", layer)], a, *att))
             .collect();
         sort_by_requests(&mut layer_rows);
+        let mut lane_rows: Vec<Value> = lanes
+            .iter()
+            .map(|(lane, a)| row(&[("lane", lane)], a, 0))
+            .collect();
+        sort_by_requests(&mut lane_rows);
+        let mut affinity_rows: Vec<Value> = affinity
+            .iter()
+            .map(|(result, a)| row(&[("affinity", result)], a, 0))
+            .collect();
+        sort_by_requests(&mut affinity_rows);
         // The request counts here are client requests (attempt rows excluded).
         for r in rule_rows.iter_mut().chain(layer_rows.iter_mut()) {
             let answered = r["answered"].clone();
@@ -487,6 +515,8 @@ impl Metrics {
             "routing": routing_rows,
             "rules": rule_rows,
             "layers": layer_rows,
+            "lanes": lane_rows,
+            "affinity": affinity_rows,
             "hourly": hourly,
             "daily": daily,
             "timeline": timeline_rows,

@@ -27,6 +27,9 @@ pub const LAYER: HeaderName = HeaderName::from_static("x-clawgate-layer");
 pub const RULE: HeaderName = HeaderName::from_static("x-clawgate-rule");
 pub const ATTEMPTS: HeaderName = HeaderName::from_static("x-clawgate-attempts");
 pub const LABEL: HeaderName = HeaderName::from_static("x-clawgate-label");
+/// Sticky routing: `hit`, `miss`, `switch` or `off` (see [`crate::affinity::Affinity`]).
+pub const AFFINITY: HeaderName = HeaderName::from_static("x-clawgate-affinity");
+pub const LANE: HeaderName = HeaderName::from_static("x-clawgate-lane");
 
 /// Read the body, refusing more than `limit` bytes.
 pub async fn read_body<S, B, E>(
@@ -169,6 +172,8 @@ async fn complete(
     let snapshot = state.snapshot.load_full();
     let routed = route(state, &snapshot, inbound.view(headers)).await;
     let label = routed.label().cloned();
+    let (lane, conversation) = (routed.lane, routed.conversation);
+    event.lane = lane.to_string();
     let decision = routed.decision;
     let layer = decision.layer.as_str();
     event.layer = layer.to_owned();
@@ -218,6 +223,18 @@ async fn complete(
         tried.push(&provider.id);
         out.insert(ATTEMPTS, header_value(&tried.join(",")));
     }
+    // Remembered once the answer is whole and good: the provider that actually answered
+    // (after any fallback) and the rule that decided.
+    let (affinity, remember) = crate::affinity::after_answer(
+        &state.affinity,
+        conversation,
+        &provider.id,
+        &decision.rule,
+        status.is_success(),
+    );
+    out.insert(AFFINITY, HeaderValue::from_static(affinity.as_str()));
+    out.insert(LANE, header_value(&lane));
+    event.affinity = affinity.as_str().to_owned();
     event.provider = Some(provider.id.to_string());
     event.upstream_model = Some(provider.config.model.clone());
     event.attempts = attempt_records(&attempts);
@@ -231,6 +248,9 @@ async fn complete(
         ReplyBody::Complete { body: b, usage } => {
             let usage = usage.unwrap_or_else(|| usage::estimate(body.len(), b.len()));
             event.set_usage(&usage, &pricing);
+            if let Some(remember) = remember {
+                remember();
+            }
             b
         }
         ReplyBody::Refused(b) => {
@@ -242,7 +262,7 @@ async fn complete(
             answer
                 .headers_mut()
                 .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            let observed = ObservedStream::new(
+            let mut observed = ObservedStream::new(
                 stream,
                 event,
                 state.metrics.clone(),
@@ -250,6 +270,9 @@ async fn complete(
                 started,
                 body.len(),
             );
+            if let Some(remember) = remember {
+                observed = observed.on_success(remember);
+            }
             return Ok(answer.map(|()| streamed(observed)));
         }
     };
@@ -268,9 +291,13 @@ async fn route(state: &AppState, snapshot: &Snapshot, view: RouteView<'_>) -> Ro
         provider: snapshot.providers.get(&cfg.provider),
         metrics: &state.metrics,
     };
-    Router::new(&snapshot.routes, cfg, &provider)
-        .route(view, &asker, &mut NoTrace)
-        .await
+    let router = Router::new(&snapshot.routes, cfg, &provider);
+    let router = if snapshot.config.affinity.enabled {
+        router.with_recall(&*state.affinity)
+    } else {
+        router
+    };
+    router.route(view, &asker, &mut NoTrace).await
 }
 
 fn header_value(s: &str) -> HeaderValue {

@@ -180,6 +180,11 @@ pub fn prometheus(state: &AppState) -> Response {
             "1 while the last config edit failed to load.",
             plain(u64::from(snapshot.config_status.last_error.is_some())),
         ),
+        (
+            "clawgate_affinity_conversations",
+            "Conversations sticky routing remembers (bounded by affinity.max_entries).",
+            plain(state.affinity.len() as u64),
+        ),
     ];
     let mut extra = String::new();
     for (name, help, samples) in families {

@@ -28,6 +28,8 @@ pub struct ObservedStream {
     data_bytes: usize,
     events: usize,
     error: Option<String>,
+    /// Run once when the stream ends without an error.
+    on_success: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl ObservedStream {
@@ -49,7 +51,15 @@ impl ObservedStream {
             data_bytes: 0,
             events: 0,
             error: None,
+            on_success: None,
         }
+    }
+
+    /// Run `f` when the stream has been relayed to its end with no error event (sticky
+    /// routing remembers the provider only then).
+    pub fn on_success(mut self, f: impl FnOnce() + Send + 'static) -> Self {
+        self.on_success = Some(Box::new(f));
+        self
     }
 
     fn inspect(&mut self, chunk: &[u8]) {
@@ -81,6 +91,11 @@ impl ObservedStream {
         });
         ev.set_usage(&usage, &self.pricing);
         ev.error = self.error.take().or(error);
+        if ev.error.is_none() {
+            if let Some(f) = self.on_success.take() {
+                f();
+            }
+        }
         self.metrics.record(ev);
     }
 }

@@ -7,6 +7,7 @@
 
 mod support;
 
+mod affinity;
 mod backends;
 mod classifier;
 mod metrics_cli;

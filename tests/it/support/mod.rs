@@ -51,6 +51,43 @@ pub enum Behavior {
         content_type: &'static str,
         chunks: Vec<Vec<u8>>,
     },
+    /// Answer normally with this text, as a provider with a prompt cache would: see
+    /// [`prefix_cache_usage`].
+    PrefixCache(String),
+}
+
+/// Tokens per prompt-cache block: a provider caches whole blocks of a prompt's prefix
+/// (DeepSeek: 64 tokens).
+pub const CACHE_BLOCK_TOKENS: u64 = 64;
+
+/// The prompt a provider tokenizes, as bytes: the tools, then the messages.
+pub fn prompt_bytes(request: &Value) -> Vec<u8> {
+    let mut p = serde_json::to_vec(&request["tools"]).unwrap_or_default();
+    p.extend(serde_json::to_vec(&request["messages"]).unwrap_or_default());
+    p
+}
+
+/// The usage a provider with a prefix cache reports for `prompt` after serving `served`:
+/// `prompt_tokens` ≈ bytes / 4; cached tokens = the longest common prefix with a prompt served
+/// before, in whole [`CACHE_BLOCK_TOKENS`] blocks; reported both DeepSeek's way
+/// (`prompt_cache_hit_tokens` / `prompt_cache_miss_tokens`) and OpenAI's
+/// (`prompt_tokens_details.cached_tokens`).
+pub fn prefix_cache_usage(prompt: &[u8], served: &[Vec<u8>], completion: u64) -> Value {
+    let common = served
+        .iter()
+        .map(|s| s.iter().zip(prompt).take_while(|(a, b)| a == b).count())
+        .max()
+        .unwrap_or(0);
+    let prompt_tokens = (prompt.len() as u64).div_ceil(4);
+    let hit = ((common as u64 / 4) / CACHE_BLOCK_TOKENS * CACHE_BLOCK_TOKENS).min(prompt_tokens);
+    json!({
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion,
+        "total_tokens": prompt_tokens + completion,
+        "prompt_cache_hit_tokens": hit,
+        "prompt_cache_miss_tokens": prompt_tokens - hit,
+        "prompt_tokens_details": {"cached_tokens": hit},
+    })
 }
 
 /// One request the mock received.
@@ -75,6 +112,8 @@ struct MockState {
     chunk_delay: Duration,
     streams_finished: usize,
     streams_abandoned: usize,
+    /// Prompts served under [`Behavior::PrefixCache`] (the mock provider's prompt cache).
+    cached_prompts: Vec<Vec<u8>>,
 }
 
 /// Counts how a streamed answer ended: sent to the end, or dropped because the peer left.
@@ -210,6 +249,26 @@ async fn handle(
             None,
             watch,
         )),
+        Behavior::PrefixCache(text) => {
+            let prompt = prompt_bytes(&request);
+            let usage = {
+                let mut s = state.lock().unwrap();
+                let completion = text.split(' ').count() as u64;
+                let usage = prefix_cache_usage(&prompt, &s.cached_prompts, completion);
+                s.cached_prompts.push(prompt);
+                usage
+            };
+            Ok(answer_with_usage(
+                &model,
+                &text,
+                stream,
+                include_usage,
+                delay,
+                None,
+                watch,
+                Some(usage),
+            ))
+        }
         Behavior::Delay(d, text) => {
             tokio::time::sleep(d).await;
             Ok(answer(
@@ -291,6 +350,16 @@ fn full(s: String) -> Body {
 
 /// OpenAI SSE events for `text`, one content chunk per word.
 pub fn sse_events(model: &str, text: &str, include_usage: bool) -> Vec<String> {
+    sse_events_with_usage(model, text, include_usage, None)
+}
+
+/// [`sse_events`] with this `usage` in the last chunk (when the client asked for usage).
+pub fn sse_events_with_usage(
+    model: &str,
+    text: &str,
+    include_usage: bool,
+    usage: Option<Value>,
+) -> Vec<String> {
     let chunk = |delta: Value, finish: Value| {
         json!({
             "id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1, "model": model,
@@ -312,9 +381,12 @@ pub fn sse_events(model: &str, text: &str, include_usage: bool) -> Vec<String> {
     }
     events.push(chunk(json!({}), json!("stop")));
     if include_usage {
+        let usage = usage.unwrap_or_else(|| {
+            json!({"prompt_tokens": 10, "completion_tokens": words.len(), "total_tokens": 10 + words.len()})
+        });
         events.push(json!({
             "id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1, "model": model,
-            "choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": words.len(), "total_tokens": 10 + words.len()}
+            "choices": [], "usage": usage
         }));
     }
     let mut out: Vec<String> = events
@@ -334,18 +406,44 @@ fn answer(
     cut_after: Option<usize>,
     state: Arc<Mutex<MockState>>,
 ) -> http::Response<Body> {
+    answer_with_usage(
+        model,
+        text,
+        stream,
+        include_usage,
+        delay,
+        cut_after,
+        state,
+        None,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn answer_with_usage(
+    model: &str,
+    text: &str,
+    stream: bool,
+    include_usage: bool,
+    delay: Duration,
+    cut_after: Option<usize>,
+    state: Arc<Mutex<MockState>>,
+    usage: Option<Value>,
+) -> http::Response<Body> {
     if !stream {
+        let usage = usage.unwrap_or_else(
+            || json!({"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13}),
+        );
         let body = json!({
             "id": "chatcmpl-mock", "object": "chat.completion", "created": 1, "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13}
+            "usage": usage
         });
         return http::Response::builder()
             .header("content-type", "application/json")
             .body(full(body.to_string()))
             .unwrap();
     }
-    let events = sse_events(model, text, include_usage);
+    let events = sse_events_with_usage(model, text, include_usage, usage);
     let watch = StreamWatch {
         state,
         finished: false,
@@ -530,6 +628,17 @@ impl Gate {
             .await
             .unwrap()
             .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get_text(&self, path: &str) -> String {
+        Gate::client()
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
             .await
             .unwrap()
     }
