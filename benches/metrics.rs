@@ -54,6 +54,7 @@ fn event(i: u64, ts_ms: u64) -> RequestEvent {
         stream: i % 2 == 0,
         error: (i % 50 == 0).then(|| "all providers failed".to_owned()),
         classification: false,
+        api: String::new(),
     }
 }
 

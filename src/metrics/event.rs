@@ -7,8 +7,8 @@
 //! the [`strings`](super::strings) dictionary, stores latencies as whole microseconds and sets
 //! flags instead of writing empty fields.
 //!
-//! Two layouts are read: the compact one (first byte `0`, then a format number, now 2) that is
-//! written, and version 1 (first byte `1`): the same fields with every text inline, a `f64` per
+//! Two layouts are read: the compact one (first byte `0`, then a format number, now 3: format 2
+//! plus the client API at the end) that is written, and version 1 (first byte `1`): the same fields with every text inline, a `f64` per
 //! latency and the time in the record, which files written before the compact layout hold. A
 //! reader that knows only version 1 rejects a compact record (it refuses a first byte below 1)
 //! instead of misreading it. Within a layout new fields are appended at the end; older readers
@@ -31,7 +31,9 @@ pub const MAX_ATTEMPTS: usize = 32;
 const VERSION: u8 = 1;
 /// First byte of a compact record; the next byte is its format, [`COMPACT_FORMAT`] or later.
 const COMPACT: u8 = 0;
-const COMPACT_FORMAT: u8 = 2;
+const COMPACT_FORMAT: u8 = 3;
+/// The oldest compact format read (it has no client API).
+const OLDEST_COMPACT_FORMAT: u8 = 2;
 const FLAG_ESTIMATED: u8 = 1;
 const FLAG_STREAM: u8 = 2;
 /// The classifier's own call (both encodings).
@@ -42,6 +44,9 @@ const HAS_UPSTREAM_MODEL: u8 = 8;
 const HAS_TTFB: u8 = 16;
 const HAS_COST: u8 = 32;
 const HAS_ERROR: u8 = 64;
+
+/// The API of events that name none.
+pub const HUB_API: &str = "openai-chat";
 
 /// Writes a reference to a text (see [`strings`](super::strings)).
 pub(crate) type PutRef<'f, E> = dyn FnMut(&mut Vec<u8>, &str) -> Result<(), E> + 'f;
@@ -92,12 +97,25 @@ pub struct RequestEvent {
     /// The classifier's own call (layer `classification`), not a client request.
     #[serde(default)]
     pub classification: bool,
+    /// The client API the request came in (`anthropic-messages`, …); empty for OpenAI chat
+    /// completions, the hub's own API, and in rows written before ClawGate had other APIs.
+    #[serde(default)]
+    pub api: String,
 }
 
 impl RequestEvent {
     /// Whether the client got a successful answer from a provider.
     pub fn succeeded(&self) -> bool {
         self.provider.is_some() && (200..400).contains(&self.status) && self.error.is_none()
+    }
+
+    /// The client API's name; `openai-chat` for rows that name none.
+    pub fn api_name(&self) -> &str {
+        if self.api.is_empty() {
+            HUB_API
+        } else {
+            &self.api
+        }
     }
 
     /// Whether a provider answered after at least one earlier target failed.
@@ -185,6 +203,7 @@ impl RequestEvent {
         if let Some(e) = &self.error {
             put_ref(out, truncate(e))?;
         }
+        put_ref(out, &self.api)?;
         Ok(())
     }
 
@@ -209,7 +228,8 @@ impl RequestEvent {
         let mut r = Reader::new(buf);
         r.u8()?;
         // Later formats only append.
-        if r.u8()? < COMPACT_FORMAT {
+        let format = r.u8()?;
+        if format < OLDEST_COMPACT_FORMAT {
             return Err(DecodeError("unknown event format"));
         }
         let flags = r.u8()?;
@@ -254,6 +274,11 @@ impl RequestEvent {
         } else {
             None
         };
+        let api = if format >= 3 {
+            read_ref(&mut r)?
+        } else {
+            String::new()
+        };
         Ok(RequestEvent {
             ts_ms,
             requested_model,
@@ -274,6 +299,7 @@ impl RequestEvent {
             stream: has(FLAG_STREAM),
             error,
             classification: has(FLAG_CLASSIFICATION),
+            api,
         })
     }
 
@@ -381,6 +407,7 @@ impl RequestEvent {
             stream: flags & FLAG_STREAM != 0,
             error,
             classification: flags & FLAG_CLASSIFICATION != 0,
+            api: String::new(),
         })
     }
 }
@@ -445,6 +472,7 @@ pub(crate) fn routed_sample() -> RequestEvent {
         stream: true,
         error: None,
         classification: false,
+        api: String::new(),
     }
 }
 
@@ -525,6 +553,22 @@ mod tests {
     }
 
     #[test]
+    fn format_2_records_read_as_the_hub_api_and_the_api_round_trips() {
+        let mut ev = routed_sample();
+        ev.api = "anthropic-messages".into();
+        let mut dict = Dict::default();
+        let buf = dict.encode(&ev);
+        assert_eq!(dict.decode(&buf, ev.ts_ms), Ok(ev.clone()));
+        // Format 2 is format 3 without the API reference at the end.
+        let mut old = buf.clone();
+        old[1] = 2;
+        old.pop();
+        let back = dict.decode(&old, ev.ts_ms).unwrap();
+        assert_eq!((back.api.as_str(), back.api_name()), ("", HUB_API));
+        assert_eq!(RequestEvent { api: ev.api.clone(), ..back }, ev);
+    }
+
+    #[test]
     fn a_compact_record_is_refused_by_a_version_1_reader() {
         // What an older release does with a row written by this one: it is skipped, not misread.
         let buf = Dict::default().encode(&routed_sample());
@@ -585,7 +629,7 @@ mod tests {
             status in any::<u16>(), lat_us in 0u64..10_000_000_000, ttfb_us in proptest::option::of(0u64..1_000_000_000),
             toks in any::<[u64; 4]>(), est in any::<bool>(), stream in any::<bool>(),
             cost in prop_oneof![Just(0.0f64), 0.0f64..1e3], err in proptest::option::of(".{0,100}"),
-            class in any::<bool>(),
+            class in any::<bool>(), api in prop_oneof![Just(String::new()), "[a-z-]{1,20}"],
             attempts in proptest::collection::vec(("[a-z]{1,8}", ".{0,20}"), 0..4),
         ) {
             let ev = RequestEvent {
@@ -595,13 +639,15 @@ mod tests {
                 status, latency_ms: lat_us as f64 / 1e3, ttfb_ms: ttfb_us.map(|t| t as f64 / 1e3),
                 prompt_tokens: toks[0], completion_tokens: toks[1], cache_hit_tokens: toks[2], cache_miss_tokens: toks[3],
                 usage_estimated: est, cost_usd: cost, stream, error: err, classification: class,
+                api,
             };
             let mut dict = Dict::default();
             let buf = dict.encode(&ev);
             prop_assert_eq!(dict.decode(&buf, ts), Ok(ev.clone()));
             let mut v1 = Vec::new();
             ev.encode_v1(&mut v1);
-            prop_assert_eq!(RequestEvent::decode(&v1, 0, &mut no_dict), Ok(ev));
+            let v1_ev = RequestEvent { api: String::new(), ..ev };
+            prop_assert_eq!(RequestEvent::decode(&v1, 0, &mut no_dict), Ok(v1_ev));
         }
     }
 }

@@ -2,7 +2,8 @@
 //! the same transaction as the events so stats over days read rollups, not millions of rows.
 //!
 //! Key: `unit (u64 big-endian: minutes or hours since the epoch) · kind (u8) · provider \0 layer \0
-//! rule`, so a time range is one contiguous key range. Kinds: a request that succeeded, a request
+//! rule [\0 api]`, so a time range is one contiguous key range. The client API is left out for
+//! OpenAI chat completions, so rows written before ClawGate had other APIs are that API's. Kinds: a request that succeeded, a request
 //! that failed, and a failed attempt on `provider` (only `requests` is used for attempts). Sums
 //! are integers (cost in pico-USD, latency in µs), so adding rows in any order gives exactly the
 //! same totals as adding the raw events.
@@ -246,11 +247,13 @@ impl Agg {
     }
 }
 
-/// The group part of a rollup key (everything after the time unit).
-pub(crate) fn group_key(kind: u8, provider: &str, layer: &str, rule: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(3 + provider.len() + layer.len() + rule.len());
+/// The group part of a rollup key (everything after the time unit); `api` is empty for the
+/// hub's own API (OpenAI chat completions).
+pub(crate) fn group_key(kind: u8, provider: &str, layer: &str, rule: &str, api: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(4 + provider.len() + layer.len() + rule.len() + api.len());
     k.push(kind);
-    for (i, part) in [provider, layer, rule].into_iter().enumerate() {
+    let api = (!api.is_empty() && api != super::event::HUB_API).then_some(api);
+    for (i, part) in [provider, layer, rule].into_iter().chain(api).enumerate() {
         if i > 0 {
             k.push(0);
         }
@@ -274,12 +277,15 @@ pub(crate) fn split_key(key: &[u8]) -> Option<(u64, &[u8])> {
     Some((unit, group))
 }
 
-/// A group part as `(kind, provider, layer, rule)`.
-pub(crate) fn parse_group(group: &[u8]) -> Option<(u8, &str, &str, &str)> {
+/// A group part as `(kind, provider, layer, rule, api)`, `api` being `openai-chat` when the
+/// key names none.
+pub(crate) fn parse_group(group: &[u8]) -> Option<(u8, &str, &str, &str, &str)> {
     let (&kind, rest) = group.split_first()?;
     let rest = std::str::from_utf8(rest).ok()?;
-    let mut parts = rest.splitn(3, '\0');
-    Some((kind, parts.next()?, parts.next()?, parts.next()?))
+    let mut parts = rest.splitn(4, '\0');
+    let (provider, layer, rule) = (parts.next()?, parts.next()?, parts.next()?);
+    let api = parts.next().unwrap_or(super::event::HUB_API);
+    Some((kind, provider, layer, rule, api))
 }
 
 /// The rollup rows (by minute and by hour) that a batch of events adds.
@@ -301,10 +307,11 @@ impl BatchRollups {
                 ev.provider.as_deref().unwrap_or(""),
                 &ev.layer,
                 &ev.rule,
+                &ev.api,
             );
             r.add(ev.ts_ms, &group, |a| a.add_event(ev));
             for at in &ev.attempts {
-                let group = group_key(KIND_ATTEMPT, &at.provider, &ev.layer, &ev.rule);
+                let group = group_key(KIND_ATTEMPT, &at.provider, &ev.layer, &ev.rule, &ev.api);
                 r.add(ev.ts_ms, &group, |a| a.requests += 1);
             }
         }
@@ -369,7 +376,7 @@ mod tests {
 
     #[test]
     fn keys_sort_by_time_and_split_back_into_their_parts() {
-        let g = group_key(KIND_ATTEMPT, "gemini-flash", "static", "heart\0beat");
+        let g = group_key(KIND_ATTEMPT, "gemini-flash", "static", "heart\0beat", "");
         let k1 = full_key(5, &g);
         let k2 = full_key(300, &g);
         assert!(k1 < k2);
@@ -377,7 +384,14 @@ mod tests {
         assert_eq!(unit, 300);
         assert_eq!(
             parse_group(group),
-            Some((KIND_ATTEMPT, "gemini-flash", "static", "heartbeat"))
+            Some((KIND_ATTEMPT, "gemini-flash", "static", "heartbeat", "openai-chat"))
+        );
+        // The hub's API is left out of the key, so old rows and new ones of it are one group.
+        assert_eq!(g, group_key(KIND_ATTEMPT, "gemini-flash", "static", "heartbeat", "openai-chat"));
+        let g = group_key(KIND_OK, "claude", "direct", "explicit-model", "anthropic-messages");
+        assert_eq!(
+            parse_group(&g),
+            Some((KIND_OK, "claude", "direct", "explicit-model", "anthropic-messages"))
         );
     }
 }

@@ -261,6 +261,7 @@ fn recent_row(id: u64, ev: &RequestEvent) -> Value {
         "stream": ev.stream,
         "usage_estimated": ev.usage_estimated,
         "classification": ev.classification,
+        "api": ev.api_name(),
     })
 }
 
@@ -364,8 +365,9 @@ impl Metrics {
         let mut routing: BTreeMap<(&str, &str, &str), Agg> = BTreeMap::new();
         let mut rules: BTreeMap<(&str, &str), (Agg, u64)> = BTreeMap::new();
         let mut layers: BTreeMap<&str, (Agg, u64)> = BTreeMap::new();
+        let mut apis: BTreeMap<&str, (Agg, u64)> = BTreeMap::new();
         for (group, agg) in &groups {
-            let Some((kind, provider, layer, rule)) = parse_group(group) else {
+            let Some((kind, provider, layer, rule, api)) = parse_group(group) else {
                 self.count_corrupt();
                 continue;
             };
@@ -374,7 +376,14 @@ impl Metrics {
                 providers.entry(provider).or_default().1 += agg.requests;
                 rules.entry((layer, rule)).or_default().1 += agg.requests;
                 layers.entry(layer).or_default().1 += agg.requests;
+                if layer != "classification" {
+                    apis.entry(api).or_default().1 += agg.requests;
+                }
                 continue;
+            }
+            // The classifier's own calls are ClawGate's, not a client API's.
+            if layer != "classification" {
+                apis.entry(api).or_default().0.merge(agg);
             }
             totals.merge(agg);
             if !provider.is_empty() {
@@ -459,8 +468,17 @@ impl Metrics {
             .map(|(layer, (a, att))| row(&[("layer", layer)], a, *att))
             .collect();
         sort_by_requests(&mut layer_rows);
+        let mut api_rows: Vec<Value> = apis
+            .iter()
+            .map(|(api, (a, att))| row(&[("api", api)], a, *att))
+            .collect();
+        sort_by_requests(&mut api_rows);
         // The request counts here are client requests (attempt rows excluded).
-        for r in rule_rows.iter_mut().chain(layer_rows.iter_mut()) {
+        for r in rule_rows
+            .iter_mut()
+            .chain(layer_rows.iter_mut())
+            .chain(api_rows.iter_mut())
+        {
             let answered = r["answered"].clone();
             r["requests"] = answered;
         }
@@ -487,6 +505,7 @@ impl Metrics {
             "routing": routing_rows,
             "rules": rule_rows,
             "layers": layer_rows,
+            "apis": api_rows,
             "hourly": hourly,
             "daily": daily,
             "timeline": timeline_rows,
