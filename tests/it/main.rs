@@ -9,6 +9,7 @@ mod support;
 
 mod backends;
 mod classifier;
+mod messages;
 mod metrics_cli;
 mod metrics_e2e;
 mod metrics_prometheus;

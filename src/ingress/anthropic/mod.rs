@@ -25,11 +25,10 @@ use crate::config::Backend;
 use crate::providers::native::Native;
 pub use request::Translated;
 
-/// The client headers a pass-through forwards to Anthropic.
-const FORWARDED: [HeaderName; 2] = [
-    HeaderName::from_static("anthropic-version"),
-    HeaderName::from_static("anthropic-beta"),
-];
+/// The client's API version, forwarded to Anthropic in place of the provider's default.
+const VERSION: HeaderName = HeaderName::from_static("anthropic-version");
+/// The client's betas (a comma-separated list, possibly over several lines), forwarded.
+const BETA: HeaderName = HeaderName::from_static("anthropic-beta");
 
 /// Check the content type, then check and translate the body.
 pub fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Translated, ApiError> {
@@ -39,18 +38,22 @@ pub fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Translated, ApiError> {
 
 /// The client's request as the dispatcher passes it through to `anthropic` providers.
 pub fn native<'a>(headers: &HeaderMap, body: &'a [u8], t: &Translated) -> Native<'a> {
-    let forwarded = FORWARDED
+    let mut forwarded = Vec::with_capacity(2);
+    if let Some(version) = headers.get(VERSION) {
+        forwarded.push((VERSION, version.clone()));
+    }
+    let betas: Vec<&str> = headers
+        .get_all(BETA)
         .iter()
-        .filter_map(|name| {
-            let values: Vec<&str> = headers
-                .get_all(name)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .collect();
-            let value = HeaderValue::from_str(&values.join(",")).ok()?;
-            (!values.is_empty()).then(|| (name.clone(), value))
-        })
+        .filter_map(|v| v.to_str().ok())
         .collect();
+    if let Some(value) = match betas.as_slice() {
+        [] => None,
+        [one] => HeaderValue::from_str(one).ok(),
+        many => HeaderValue::from_str(&many.join(",")).ok(),
+    } {
+        forwarded.push((BETA, value));
+    }
     Native {
         backend: Backend::Anthropic,
         body,
@@ -62,7 +65,7 @@ pub fn native<'a>(headers: &HeaderMap, body: &'a [u8], t: &Translated) -> Native
 
 /// Whether a request speaks Anthropic's API (for the endpoints both APIs share).
 pub fn is_anthropic(headers: &HeaderMap) -> bool {
-    headers.contains_key("anthropic-version")
+    headers.contains_key(VERSION)
 }
 
 /// `/v1/messages/count_tokens`'s answer.
