@@ -231,7 +231,7 @@ async fn complete(
 /// `POST /v1/messages/count_tokens`: the request checked as `/v1/messages` checks it, and
 /// its size estimated as routing's `tokens` estimates it (no upstream is asked).
 pub async fn count_tokens(headers: HeaderMap, body: Bytes) -> Response<ResponseBody> {
-    let counted = anthropic::parse(&headers, &body).and_then(|t| {
+    let counted = anthropic::parse_prompt(&headers, &body).and_then(|t| {
         let req = ChatRequest::parse(&t.hub)?;
         Ok(RouteView::chat(&req, &headers).estimate_tokens())
     });

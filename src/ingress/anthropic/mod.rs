@@ -36,6 +36,12 @@ pub fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Translated, ApiError> {
     Ok(request::translate(body)?)
 }
 
+/// [`parse`] for `count_tokens`, whose requests need no `max_tokens`.
+pub fn parse_prompt(headers: &HeaderMap, body: &[u8]) -> Result<Translated, ApiError> {
+    super::openai_chat::check_content_type(headers)?;
+    Ok(request::translate_prompt(body)?)
+}
+
 /// The client's request as the dispatcher passes it through to `anthropic` providers.
 pub fn native<'a>(headers: &HeaderMap, body: &'a [u8], t: &Translated) -> Native<'a> {
     let mut forwarded = Vec::with_capacity(2);

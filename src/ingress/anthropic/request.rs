@@ -238,6 +238,15 @@ fn invalid(param: impl Into<String>, message: impl fmt::Display) -> InvalidReque
 
 /// Check a Messages request body and translate it into the hub's form.
 pub fn translate(body: &[u8]) -> Result<Translated, InvalidRequest> {
+    translate_with(body, true)
+}
+
+/// [`translate`] for a prompt that is only counted (`count_tokens`): no `max_tokens` needed.
+pub fn translate_prompt(body: &[u8]) -> Result<Translated, InvalidRequest> {
+    translate_with(body, false)
+}
+
+fn translate_with(body: &[u8], needs_max_tokens: bool) -> Result<Translated, InvalidRequest> {
     let wire = decode(body)?;
     let (model, model_span) = match wire.model {
         None => (String::from("auto"), None),
@@ -251,6 +260,7 @@ pub fn translate(body: &[u8]) -> Result<Translated, InvalidRequest> {
         }
     };
     let max_tokens = match wire.max_tokens {
+        None if !needs_max_tokens => 1,
         None => return Err(invalid("max_tokens", "Field required")),
         Some(0) => return Err(invalid("max_tokens", "Input should be greater than 0")),
         Some(n) => n,
