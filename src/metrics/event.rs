@@ -565,7 +565,13 @@ mod tests {
         old.pop();
         let back = dict.decode(&old, ev.ts_ms).unwrap();
         assert_eq!((back.api.as_str(), back.api_name()), ("", HUB_API));
-        assert_eq!(RequestEvent { api: ev.api.clone(), ..back }, ev);
+        assert_eq!(
+            RequestEvent {
+                api: ev.api.clone(),
+                ..back
+            },
+            ev
+        );
     }
 
     #[test]

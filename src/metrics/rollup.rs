@@ -384,14 +384,41 @@ mod tests {
         assert_eq!(unit, 300);
         assert_eq!(
             parse_group(group),
-            Some((KIND_ATTEMPT, "gemini-flash", "static", "heartbeat", "openai-chat"))
+            Some((
+                KIND_ATTEMPT,
+                "gemini-flash",
+                "static",
+                "heartbeat",
+                "openai-chat"
+            ))
         );
         // The hub's API is left out of the key, so old rows and new ones of it are one group.
-        assert_eq!(g, group_key(KIND_ATTEMPT, "gemini-flash", "static", "heartbeat", "openai-chat"));
-        let g = group_key(KIND_OK, "claude", "direct", "explicit-model", "anthropic-messages");
+        assert_eq!(
+            g,
+            group_key(
+                KIND_ATTEMPT,
+                "gemini-flash",
+                "static",
+                "heartbeat",
+                "openai-chat"
+            )
+        );
+        let g = group_key(
+            KIND_OK,
+            "claude",
+            "direct",
+            "explicit-model",
+            "anthropic-messages",
+        );
         assert_eq!(
             parse_group(&g),
-            Some((KIND_OK, "claude", "direct", "explicit-model", "anthropic-messages"))
+            Some((
+                KIND_OK,
+                "claude",
+                "direct",
+                "explicit-model",
+                "anthropic-messages"
+            ))
         );
     }
 }

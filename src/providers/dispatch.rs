@@ -116,7 +116,9 @@ pub async fn dispatch_with(
             (Some(n), None) => n.capped_hub(provider, req.body()),
             _ => None,
         };
-        let capped = capped_body.as_deref().and_then(|b| ChatRequest::parse(b).ok());
+        let capped = capped_body
+            .as_deref()
+            .and_then(|b| ChatRequest::parse(b).ok());
         let req = capped.as_ref().unwrap_or(req);
         let (protocol, upstream) = match passthrough {
             Some((n, protocol)) => (protocol, Ok(provider.native_request(n, req.stream))),

@@ -137,7 +137,8 @@ mod tests {
 
     #[test]
     fn only_the_model_changes_in_a_passed_through_body() {
-        let body = br#"{"model" : "claude-x","max_tokens":5, "cache_control":{"type":"ephemeral"}}"#;
+        let body =
+            br#"{"model" : "claude-x","max_tokens":5, "cache_control":{"type":"ephemeral"}}"#;
         let at = memchr::memmem::find(body, b"\"claude-x\"").unwrap();
         let n = native(body, Some(at..at + 10));
         assert_eq!(

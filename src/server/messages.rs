@@ -165,8 +165,8 @@ async fn complete(
                 (status, content_type, b)
             } else {
                 let model = &provider.config.model;
-                let message = response::message(&b, &usage, translated.thinking, model)
-                    .map_err(|why| {
+                let message =
+                    response::message(&b, &usage, translated.thinking, model).map_err(|why| {
                         ApiError::new(
                             StatusCode::BAD_GATEWAY,
                             "api_error",

@@ -134,7 +134,10 @@ async fn a_message_from_an_openai_backend_is_answered_in_anthropic_shape() {
     assert_eq!(v["type"], "message");
     assert_eq!(v["role"], "assistant");
     assert!(v["id"].as_str().unwrap().starts_with("msg_"));
-    assert_eq!(v["content"], json!([{"type": "text", "text": "Hello from ds"}]));
+    assert_eq!(
+        v["content"],
+        json!([{"type": "text", "text": "Hello from ds"}])
+    );
     assert_eq!(v["stop_reason"], "end_turn");
     assert_eq!(v["usage"]["input_tokens"], 10);
     assert_eq!(v["usage"]["output_tokens"], 3);
@@ -160,14 +163,23 @@ async fn a_streamed_message_from_an_openai_backend_is_a_full_anthropic_event_str
     let body = resp.text().await.unwrap();
     let evs = events(&body);
     let names: Vec<&str> = evs.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(&names[..3], ["message_start", "ping", "content_block_start"]);
-    assert_eq!(&names[names.len() - 3..], ["content_block_stop", "message_delta", "message_stop"]);
+    assert_eq!(
+        &names[..3],
+        ["message_start", "ping", "content_block_start"]
+    );
+    assert_eq!(
+        &names[names.len() - 3..],
+        ["content_block_stop", "message_delta", "message_stop"]
+    );
     assert_eq!(text_of(&evs), "Hello from ds");
     let delta = &evs[evs.len() - 2].1;
     assert_eq!(delta["delta"]["stop_reason"], "end_turn");
     assert_eq!(delta["usage"]["input_tokens"], 10);
     assert_eq!(delta["usage"]["output_tokens"], 3);
-    assert_eq!(ds.received()[0].json()["stream_options"]["include_usage"], true);
+    assert_eq!(
+        ds.received()[0].json()["stream_options"]["include_usage"],
+        true
+    );
     gate.stop().await;
 }
 
@@ -181,16 +193,25 @@ async fn an_anthropic_backend_gets_the_clients_bytes_except_model_and_answers_th
         content_type: "text/event-stream",
         chunks: stream.chunks(100).map(<[u8]>::to_vec).collect(),
     }]);
-    let extra: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let extra: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let resp = post(&gate, "/v1/messages?beta=true", body.clone(), &extra).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-clawgate-provider"], "claude");
-    assert_eq!(resp.bytes().await.unwrap(), stream, "the stream comes back byte for byte");
+    assert_eq!(
+        resp.bytes().await.unwrap(),
+        stream,
+        "the stream comes back byte for byte"
+    );
     let got = &claude.received()[0];
     assert_eq!(got.path, "/v1/messages");
-    let want = String::from_utf8(body)
-        .unwrap()
-        .replacen("\"model\":\"claude-opus-5-5\"", "\"model\":\"claude-sonnet-4-5\"", 1);
+    let want = String::from_utf8(body).unwrap().replacen(
+        "\"model\":\"claude-opus-5-5\"",
+        "\"model\":\"claude-sonnet-4-5\"",
+        1,
+    );
     assert_eq!(std::str::from_utf8(&got.body).unwrap(), want);
     for name in ["anthropic-version", "anthropic-beta"] {
         let sent = headers.iter().find(|(k, _)| k == name).unwrap();
@@ -210,8 +231,16 @@ async fn a_whole_pass_through_answer_and_refusal_come_back_as_anthropic_wrote_th
     let answer = fixture("anthropic/response-text.json");
     let refusal = fixture("anthropic/error-400-invalid-request.json");
     claude.script([
-        Behavior::Raw { status: 200, content_type: "application/json", chunks: vec![answer.clone()] },
-        Behavior::Raw { status: 400, content_type: "application/json", chunks: vec![refusal.clone()] },
+        Behavior::Raw {
+            status: 200,
+            content_type: "application/json",
+            chunks: vec![answer.clone()],
+        },
+        Behavior::Raw {
+            status: 400,
+            content_type: "application/json",
+            chunks: vec![refusal.clone()],
+        },
     ]);
     let resp = messages(&gate, &hello("claude", false)).await;
     assert_eq!(resp.status(), 200);
@@ -232,7 +261,10 @@ async fn a_claude_code_request_falls_back_from_anthropic_to_an_openai_backend() 
         chunks: vec![fixture("anthropic/error-529-overloaded.json")],
     }]);
     let (headers, body) = claude_code("tool-turn-2-tool-result.json");
-    let extra: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let extra: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let resp = post(&gate, "/v1/messages?beta=true", body, &extra).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-clawgate-attempts"], "claude,ds");
@@ -241,7 +273,10 @@ async fn a_claude_code_request_falls_back_from_anthropic_to_an_openai_backend() 
     assert_eq!(text_of(&evs), "Hello from ds");
     assert_eq!(evs.last().unwrap().0, "message_stop");
     let sent = ds.received()[0].json();
-    assert_eq!(sent["max_tokens"], 8000, "Claude Code's 128000 capped at the provider's");
+    assert_eq!(
+        sent["max_tokens"], 8000,
+        "Claude Code's 128000 capped at the provider's"
+    );
     assert_eq!(sent["tools"].as_array().unwrap().len(), 12);
     let msgs = sent["messages"].as_array().unwrap();
     let tool = msgs.iter().find(|m| m["role"] == "tool").unwrap();
@@ -293,11 +328,15 @@ async fn errors_come_in_anthropics_shape_with_its_statuses_and_are_recorded() {
         let v: Value = resp.json().await.unwrap();
         assert_eq!(v["type"], "error");
         assert_eq!(v["error"]["type"], *kind);
-        assert!(v["error"]["message"].as_str().unwrap().contains(message), "{v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(message),
+            "{v}"
+        );
     }
     assert_eq!(claude.hits() + ds.hits(), 0);
     // Upstream failures: every provider rate-limited → 429; overloaded → 529; else 500.
-    let limited = json!({"error": {"message": "slow down", "type": "rate_limit", "code": "rate_limit"}});
+    let limited =
+        json!({"error": {"message": "slow down", "type": "rate_limit", "code": "rate_limit"}});
     let anthropic_429 = fixture("anthropic/error-429-rate-limit.json");
     let raw = |status, body: &Vec<u8>| Behavior::Raw {
         status,
@@ -308,30 +347,51 @@ async fn errors_come_in_anthropics_shape_with_its_statuses_and_are_recorded() {
     ds.script([Behavior::Status(429, limited)]);
     let resp = messages(&gate, &hello("auto", false)).await;
     assert_eq!(resp.status(), 429);
-    assert_eq!(resp.json::<Value>().await.unwrap()["error"]["type"], "rate_limit_error");
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"]["type"],
+        "rate_limit_error"
+    );
     claude.script([raw(529, &fixture("anthropic/error-529-overloaded.json"))]);
     ds.script([Behavior::Status(500, json!({"error": {"message": "boom"}}))]);
     let resp = messages(&gate, &hello("auto", false)).await;
     assert_eq!(resp.status(), 529);
-    assert_eq!(resp.json::<Value>().await.unwrap()["error"]["type"], "overloaded_error");
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"]["type"],
+        "overloaded_error"
+    );
     claude.script([raw(500, &b"{}".to_vec())]);
     ds.script([Behavior::Status(500, json!({"error": {"message": "boom"}}))]);
     let resp = messages(&gate, &hello("auto", true)).await;
     assert_eq!(resp.status(), 500);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["error"]["type"], "api_error");
-    assert!(v["error"]["message"].as_str().unwrap().contains("All providers failed"));
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("All providers failed"));
     // An OpenAI-shaped refusal from a translated upstream, in Anthropic's shape.
-    ds.script([Behavior::Status(400, json!({"error": {"message": "max_tokens is too large", "type": "invalid_request_error"}}))]);
+    ds.script([Behavior::Status(
+        400,
+        json!({"error": {"message": "max_tokens is too large", "type": "invalid_request_error"}}),
+    )]);
     let resp = messages(&gate, &hello("ds", false)).await;
     assert_eq!(resp.status(), 400);
     let v: Value = resp.json().await.unwrap();
-    assert_eq!(v["error"], json!({"type": "invalid_request_error", "message": "max_tokens is too large"}));
+    assert_eq!(
+        v["error"],
+        json!({"type": "invalid_request_error", "message": "max_tokens is too large"})
+    );
 
     let rows = gate.recent(8).await;
     let statuses: Vec<u64> = rows.iter().map(|r| r["status"].as_u64().unwrap()).collect();
-    assert_eq!(statuses, [400, 500, 529, 429, 413, 400, 400, 400], "newest first");
-    assert!(rows.iter().all(|r| r["api"] == "anthropic-messages" && r["success"] == 0));
+    assert_eq!(
+        statuses,
+        [400, 500, 529, 429, 413, 400, 400, 400],
+        "newest first"
+    );
+    assert!(rows
+        .iter()
+        .all(|r| r["api"] == "anthropic-messages" && r["success"] == 0));
     gate.stop().await;
 }
 
@@ -343,7 +403,13 @@ async fn the_client_key_may_come_as_x_api_key_or_bearer_and_is_checked() {
     assert_eq!(resp.status(), 401);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["error"]["type"], "authentication_error");
-    let resp = post(&gate, "/v1/messages", body.clone(), &[("x-api-key", "gate-key")]).await;
+    let resp = post(
+        &gate,
+        "/v1/messages",
+        body.clone(),
+        &[("x-api-key", "gate-key")],
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     let resp = Gate::client()
         .post(format!("{}/v1/messages", gate.url))
@@ -374,7 +440,10 @@ async fn count_tokens_and_models_answer_in_anthropic_shape() {
     assert!((5_000..30_000).contains(&n), "{n}");
     let resp = post(&gate, "/v1/messages/count_tokens", b"{}".to_vec(), &[]).await;
     assert_eq!(resp.status(), 400);
-    assert_eq!(resp.json::<Value>().await.unwrap()["error"]["type"], "invalid_request_error");
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"]["type"],
+        "invalid_request_error"
+    );
 
     let anthropic: Value = Gate::client()
         .get(format!("{}/v1/models", gate.url))
@@ -387,10 +456,18 @@ async fn count_tokens_and_models_answer_in_anthropic_shape() {
         .unwrap();
     assert_eq!(anthropic["has_more"], false);
     assert_eq!(anthropic["first_id"], "auto");
-    let ids: Vec<&str> = anthropic["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = anthropic["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["auto", "claude", "ds"]);
     assert_eq!(anthropic["data"][1]["type"], "model");
-    assert!(anthropic["data"][1]["created_at"].as_str().unwrap().ends_with('Z'));
+    assert!(anthropic["data"][1]["created_at"]
+        .as_str()
+        .unwrap()
+        .ends_with('Z'));
     let openai = gate.get_json("/v1/models").await;
     assert_eq!(openai["object"], "list");
     gate.stop().await;
@@ -400,18 +477,77 @@ async fn count_tokens_and_models_answer_in_anthropic_shape() {
 async fn stats_break_totals_down_by_client_api() {
     let (gate, _claude, _ds) = gate(&["ds"], "").await;
     assert_eq!(messages(&gate, &hello("ds", false)).await.status(), 200);
-    assert!(!messages(&gate, &hello("ds", true)).await.text().await.unwrap().is_empty());
-    assert_eq!(gate.chat(&support::chat_body("ds", "hi", false)).await.status(), 200);
+    assert!(!messages(&gate, &hello("ds", true))
+        .await
+        .text()
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        gate.chat(&support::chat_body("ds", "hi", false))
+            .await
+            .status(),
+        200
+    );
     let rows = gate.recent(3).await;
     let apis: Vec<&str> = rows.iter().map(|r| r["api"].as_str().unwrap()).collect();
-    assert_eq!(apis, ["openai-chat", "anthropic-messages", "anthropic-messages"]);
+    assert_eq!(
+        apis,
+        ["openai-chat", "anthropic-messages", "anthropic-messages"]
+    );
     let stats = gate.get_json("/api/stats").await;
     let by_api: Vec<(String, u64)> = stats["apis"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["api"].as_str().unwrap().to_owned(), r["requests"].as_u64().unwrap()))
+        .map(|r| {
+            (
+                r["api"].as_str().unwrap().to_owned(),
+                r["requests"].as_u64().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(by_api, [("anthropic-messages".to_owned(), 2), ("openai-chat".to_owned(), 1)]);
+    assert_eq!(
+        by_api,
+        [
+            ("anthropic-messages".to_owned(), 2),
+            ("openai-chat".to_owned(), 1)
+        ]
+    );
+    gate.stop().await;
+}
+
+#[tokio::test]
+async fn an_anthropic_error_midway_through_a_passed_through_stream_reaches_the_client_once() {
+    let (gate, claude, _ds) = gate(&["claude", "ds"], "").await;
+    let stream = fixture("anthropic/stream-error-midway.sse");
+    // The error comes after the first content reached the client: it cannot fall back.
+    let at = memchr::memmem::find(&stream, b"event: error").unwrap();
+    claude.script([Behavior::RawPaced {
+        content_type: "text/event-stream",
+        chunks: vec![stream[..at].to_vec(), stream[at..].to_vec()],
+        pause: std::time::Duration::from_millis(100),
+    }]);
+    let resp = messages(&gate, &hello("auto", true)).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-clawgate-provider"], "claude");
+    let body = resp.text().await.unwrap();
+    assert_eq!(
+        body.as_bytes(),
+        stream,
+        "as Anthropic sent it, and no second error event"
+    );
+    let evs = events(&body);
+    assert_eq!(evs.last().unwrap().1["error"]["type"], "overloaded_error");
+    let rows = gate.recent(1).await;
+    assert_eq!(rows[0]["success"], 0);
+    assert!(
+        rows[0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("overloaded_error: Overloaded"),
+        "{}",
+        rows[0]
+    );
     gate.stop().await;
 }

@@ -76,7 +76,9 @@ pub fn is_anthropic(headers: &HeaderMap) -> bool {
 
 /// `/v1/messages/count_tokens`'s answer.
 pub fn count_tokens_body(input_tokens: u64) -> Vec<u8> {
-    json!({ "input_tokens": input_tokens }).to_string().into_bytes()
+    json!({ "input_tokens": input_tokens })
+        .to_string()
+        .into_bytes()
 }
 
 /// `GET /v1/models` in Anthropic's list shape: `(id, display name)` pairs, `created` the

@@ -273,10 +273,7 @@ fn translate_with(body: &[u8], needs_max_tokens: bool) -> Result<Translated, Inv
         Some(m) => m,
     };
     let stream = wire.stream.unwrap_or(false);
-    let thinking = wire
-        .thinking
-        .as_ref()
-        .is_some_and(|t| t.kind != "disabled");
+    let thinking = wire.thinking.as_ref().is_some_and(|t| t.kind != "disabled");
 
     let mut w = Writer::with_capacity(body.len() + 256);
     w.raw("{\"model\":");
@@ -750,21 +747,17 @@ impl Writer {
     }
 
     /// An image block as an `image_url` part (a data URL for base64 data).
-    fn image_part(
-        &mut self,
-        n: &mut usize,
-        b: &Block<'_>,
-        at: &str,
-    ) -> Result<(), InvalidRequest> {
+    fn image_part(&mut self, n: &mut usize, b: &Block<'_>, at: &str) -> Result<(), InvalidRequest> {
         let source = b
             .source
             .as_ref()
             .ok_or_else(|| invalid(format!("{at}.source"), "Field required"))?;
         match source.kind.as_ref() {
             "base64" => {
-                let media = source.media_type.as_deref().ok_or_else(|| {
-                    invalid(format!("{at}.source.media_type"), "Field required")
-                })?;
+                let media = source
+                    .media_type
+                    .as_deref()
+                    .ok_or_else(|| invalid(format!("{at}.source.media_type"), "Field required"))?;
                 let data = source
                     .data
                     .as_deref()
@@ -863,8 +856,8 @@ impl Writer {
                 return Err(invalid(
                     format!("{at}.source.type"),
                     format!(
-                        "Input should be 'base64', 'text', 'content', 'url' or 'file', got {other:?}"
-                    ),
+                    "Input should be 'base64', 'text', 'content', 'url' or 'file', got {other:?}"
+                ),
                 ))
             }
         }
@@ -952,14 +945,20 @@ mod tests {
             ])
         );
         assert_eq!(v["tools"].as_array().map(Vec::len), Some(1));
-        assert_eq!(v["tools"][0]["function"]["parameters"]["properties"]["city"]["type"], "string");
+        assert_eq!(
+            v["tools"][0]["function"]["parameters"]["properties"]["city"]["type"],
+            "string"
+        );
         assert_eq!(v["tool_choice"], "required");
         assert_eq!(v["parallel_tool_calls"], false);
     }
 
     #[test]
     fn the_max_tokens_value_is_the_last_member_where_it_says() {
-        let t = translate(br#"{"model":"m","max_tokens":128000,"messages":[{"role":"user","content":"x"}]}"#).unwrap();
+        let t = translate(
+            br#"{"model":"m","max_tokens":128000,"messages":[{"role":"user","content":"x"}]}"#,
+        )
+        .unwrap();
         let (at, v) = t.max_tokens;
         assert_eq!(v, 128000);
         assert_eq!(&t.hub[at..], b"128000}");
@@ -972,21 +971,66 @@ mod tests {
             ("", "empty"),
             ("{", "not valid JSON"),
             ("[1]", "must be a JSON object"),
-            (r#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#, "max_tokens: Field required"),
-            (r#"{"model":"m","max_tokens":5}"#, "messages: Field required"),
-            (r#"{"model":"m","max_tokens":5,"messages":[]}"#, "messages: at least one"),
-            (r#"{"model":"m","max_tokens":"5","messages":[]}"#, "max_tokens: invalid type"),
-            (r#"{"model":7,"max_tokens":5,"messages":[{"role":"user","content":"x"}]}"#, "model: Input should be a valid string"),
-            (r#"{"max_tokens":5,"messages":[{"role":"robot","content":"x"}]}"#, "messages.0.role"),
-            (r#"{"max_tokens":5,"messages":[{"role":"user","content":[{"type":"video"}]}]}"#, "messages.0.content.0.type: unknown content block type \"video\""),
-            (r#"{"max_tokens":5,"messages":[{"role":"user","content":[{"text":"x"}]}]}"#, "messages.0.content.0: missing field `type`"),
-            (r#"{"max_tokens":5,"messages":[{"role":"user","content":[{"type":"text"}]}]}"#, "messages.0.content.0.text: Field required"),
-            (r#"{"max_tokens":5,"messages":[{"role":"user","content":[{"type":"text","text":5}]}]}"#, "messages.0.content.0.text: invalid type"),
-            (r#"{"max_tokens":5,"messages":[{"role":"user","content":[{"type":"tool_use","id":"a","name":"b","input":{}}]}]}"#, "cannot be part of a user message"),
-            (r#"{"max_tokens":5,"messages":[{"role":"assistant","content":[{"type":"tool_result","tool_use_id":"a"}]}]}"#, "cannot be part of a assistant message"),
-            (r#"{"max_tokens":5,"messages":[{"role":"user","content":5}]}"#, "messages.0.content: invalid type"),
-            (r#"{"max_tokens":5,"tools":[{"name":"f"}],"messages":[{"role":"user","content":"x"}]}"#, "tools.0.input_schema: Field required"),
-            (r#"{"max_tokens":5,"tool_choice":{"type":"maybe"},"messages":[{"role":"user","content":"x"}]}"#, "tool_choice.type"),
+            (
+                r#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#,
+                "max_tokens: Field required",
+            ),
+            (
+                r#"{"model":"m","max_tokens":5}"#,
+                "messages: Field required",
+            ),
+            (
+                r#"{"model":"m","max_tokens":5,"messages":[]}"#,
+                "messages: at least one",
+            ),
+            (
+                r#"{"model":"m","max_tokens":"5","messages":[]}"#,
+                "max_tokens: invalid type",
+            ),
+            (
+                r#"{"model":7,"max_tokens":5,"messages":[{"role":"user","content":"x"}]}"#,
+                "model: Input should be a valid string",
+            ),
+            (
+                r#"{"max_tokens":5,"messages":[{"role":"robot","content":"x"}]}"#,
+                "messages.0.role",
+            ),
+            (
+                r#"{"max_tokens":5,"messages":[{"role":"user","content":[{"type":"video"}]}]}"#,
+                "messages.0.content.0.type: unknown content block type \"video\"",
+            ),
+            (
+                r#"{"max_tokens":5,"messages":[{"role":"user","content":[{"text":"x"}]}]}"#,
+                "messages.0.content.0: missing field `type`",
+            ),
+            (
+                r#"{"max_tokens":5,"messages":[{"role":"user","content":[{"type":"text"}]}]}"#,
+                "messages.0.content.0.text: Field required",
+            ),
+            (
+                r#"{"max_tokens":5,"messages":[{"role":"user","content":[{"type":"text","text":5}]}]}"#,
+                "messages.0.content.0.text: invalid type",
+            ),
+            (
+                r#"{"max_tokens":5,"messages":[{"role":"user","content":[{"type":"tool_use","id":"a","name":"b","input":{}}]}]}"#,
+                "cannot be part of a user message",
+            ),
+            (
+                r#"{"max_tokens":5,"messages":[{"role":"assistant","content":[{"type":"tool_result","tool_use_id":"a"}]}]}"#,
+                "cannot be part of a assistant message",
+            ),
+            (
+                r#"{"max_tokens":5,"messages":[{"role":"user","content":5}]}"#,
+                "messages.0.content: invalid type",
+            ),
+            (
+                r#"{"max_tokens":5,"tools":[{"name":"f"}],"messages":[{"role":"user","content":"x"}]}"#,
+                "tools.0.input_schema: Field required",
+            ),
+            (
+                r#"{"max_tokens":5,"tool_choice":{"type":"maybe"},"messages":[{"role":"user","content":"x"}]}"#,
+                "tool_choice.type",
+            ),
         ];
         for (body, want) in cases {
             let e = refused(body);
@@ -1008,7 +1052,10 @@ mod tests {
             assert_eq!(v["messages"][0]["role"], "system");
             let user_turn = &v["messages"][1];
             assert_eq!(user_turn["role"], "user");
-            assert!(user_turn["content"][1]["text"].as_str().unwrap().starts_with("Use a tool"));
+            assert!(user_turn["content"][1]["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("Use a tool"));
         }
     }
 }

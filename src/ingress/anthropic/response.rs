@@ -120,12 +120,18 @@ pub fn message(body: &[u8], usage: &Usage, thinking: bool, model: &str) -> Resul
     let completion: Completion<'_> =
         serde_json::from_slice(body).map_err(|e| format!("unreadable answer: {e}"))?;
     let choice = completion.choices.into_iter().next();
-    let finish = choice.as_ref().and_then(|c| c.finish_reason.as_deref().map(str::to_owned));
+    let finish = choice
+        .as_ref()
+        .and_then(|c| c.finish_reason.as_deref().map(str::to_owned));
     let message = choice.and_then(|c| c.message);
     let mut content = Vec::new();
     let mut called = false;
     if let Some(m) = &message {
-        if let Some(r) = m.reasoning_content.as_deref().filter(|r| thinking && !r.is_empty()) {
+        if let Some(r) = m
+            .reasoning_content
+            .as_deref()
+            .filter(|r| thinking && !r.is_empty())
+        {
             content.push(json!({ "type": "thinking", "thinking": r, "signature": "" }));
         }
         let text = m.content.text();
@@ -144,7 +150,9 @@ pub fn message(body: &[u8], usage: &Usage, thinking: bool, model: &str) -> Resul
             }));
         }
     }
-    let refused = message.as_ref().is_some_and(|m| m.refusal.as_deref().is_some_and(|r| !r.is_empty()));
+    let refused = message
+        .as_ref()
+        .is_some_and(|m| m.refusal.as_deref().is_some_and(|r| !r.is_empty()));
     let stop = if refused && !called {
         "refusal"
     } else {
@@ -191,17 +199,36 @@ mod tests {
         assert_eq!(v["model"], "deepseek-reasoner");
         assert!(v["id"].as_str().unwrap().starts_with("msg_"));
         assert_eq!(v["stop_reason"], "tool_use");
-        assert_eq!(v["content"][0], json!({"type": "thinking", "thinking": "The user wants weather.", "signature": ""}));
-        assert_eq!(v["content"][1], json!({"type": "text", "text": "Checking."}));
-        assert_eq!(v["content"][2], json!({"type": "tool_use", "id": "call_0_a_b", "name": "get_weather", "input": {"city": "Paris"}}));
+        assert_eq!(
+            v["content"][0],
+            json!({"type": "thinking", "thinking": "The user wants weather.", "signature": ""})
+        );
+        assert_eq!(
+            v["content"][1],
+            json!({"type": "text", "text": "Checking."})
+        );
+        assert_eq!(
+            v["content"][2],
+            json!({"type": "tool_use", "id": "call_0_a_b", "name": "get_weather", "input": {"city": "Paris"}})
+        );
         assert_eq!(v["content"][3]["input"], json!({}));
-        assert!(v["content"][3]["id"].as_str().unwrap().starts_with("toolu_"));
-        assert_eq!(v["usage"], json!({"input_tokens": 40, "output_tokens": 20, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 60}));
+        assert!(v["content"][3]["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("toolu_"));
+        assert_eq!(
+            v["usage"],
+            json!({"input_tokens": 40, "output_tokens": 20, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 60})
+        );
     }
 
     #[test]
     fn finish_reasons_map_to_stop_reasons_and_reasoning_needs_asking() {
-        for (finish, want) in [("stop", "end_turn"), ("length", "max_tokens"), ("content_filter", "refusal")] {
+        for (finish, want) in [
+            ("stop", "end_turn"),
+            ("length", "max_tokens"),
+            ("content_filter", "refusal"),
+        ] {
             let v = translate(
                 json!({"choices": [{"finish_reason": finish, "message": {"role": "assistant", "content": "x", "reasoning_content": "r"}}]}),
                 false,

@@ -255,10 +255,16 @@ impl<S> AnthropicEvents<S> {
     }
 
     fn error(&mut self, error: &Value) {
-        let message = error["message"].as_str().unwrap_or("the upstream stream failed");
-        let overloaded = error["code"].as_str() == Some("overloaded")
-            || message.contains("overloaded");
-        let kind = if overloaded { "overloaded_error" } else { "api_error" };
+        let message = error["message"]
+            .as_str()
+            .unwrap_or("the upstream stream failed");
+        let overloaded =
+            error["code"].as_str() == Some("overloaded") || message.contains("overloaded");
+        let kind = if overloaded {
+            "overloaded_error"
+        } else {
+            "api_error"
+        };
         self.ended = true;
         self.emit(
             "error",
@@ -383,7 +389,10 @@ mod tests {
             .build()
             .unwrap();
         let bytes: Vec<Bytes> = runtime.block_on(s.map(|r| r.unwrap()).collect());
-        let text: String = bytes.iter().map(|b| std::str::from_utf8(b).unwrap()).collect();
+        let text: String = bytes
+            .iter()
+            .map(|b| std::str::from_utf8(b).unwrap())
+            .collect();
         text.split("\n\n")
             .filter(|e| !e.is_empty())
             .map(|e| {
@@ -422,18 +431,34 @@ mod tests {
         assert_eq!(
             names,
             [
-                "message_start", "ping",
-                "content_block_start", "content_block_delta", "content_block_stop",
-                "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop",
-                "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop",
-                "message_delta", "message_stop"
+                "message_start",
+                "ping",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_delta",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop"
             ]
         );
         assert_eq!(got[0].1["message"]["model"], "deepseek-chat");
         assert_eq!(got[2].1["content_block"]["type"], "thinking");
         assert_eq!(got[5].1["content_block"]["type"], "text");
-        assert_eq!(got[9].1["content_block"], json!({"type": "tool_use", "id": "call_1", "name": "f", "input": {}}));
-        assert_eq!(got[10].1["delta"], json!({"type": "input_json_delta", "partial_json": "{\"a\":"}));
+        assert_eq!(
+            got[9].1["content_block"],
+            json!({"type": "tool_use", "id": "call_1", "name": "f", "input": {}})
+        );
+        assert_eq!(
+            got[10].1["delta"],
+            json!({"type": "input_json_delta", "partial_json": "{\"a\":"})
+        );
         assert_eq!(got[13].1["delta"]["stop_reason"], "tool_use");
         assert_eq!(got[13].1["usage"]["input_tokens"], 30);
         assert_eq!(got[13].1["usage"]["output_tokens"], 9);
@@ -451,7 +476,14 @@ mod tests {
         let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
             names,
-            ["message_start", "ping", "content_block_start", "content_block_delta", "content_block_stop", "error"]
+            [
+                "message_start",
+                "ping",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "error"
+            ]
         );
         assert_eq!(got[5].1["error"]["type"], "api_error");
     }

@@ -19,8 +19,8 @@ use crate::config::ProviderConfig;
 use crate::metrics::Usage;
 use crate::providers::openai_compat::stream::Framer;
 use crate::providers::protocol::{
-    read_json, Completion, Events, FailureKind, Protocol, Refusal, StreamDecoder,
-    UpstreamFailure, EVENT_STREAM, JSON,
+    read_json, Completion, Events, FailureKind, Protocol, Refusal, StreamDecoder, UpstreamFailure,
+    EVENT_STREAM, JSON,
 };
 use crate::providers::translate::sse::SseDecoder;
 use crate::providers::translate::{ReadResponse, WriteRequest};
@@ -258,9 +258,7 @@ impl StreamDecoder for NativeStream {
 
     fn usage(&self) -> Option<Usage> {
         let usage = self.usage;
-        usage
-            .is_reported()
-            .then(|| usage.to_openai().to_usage())
+        usage.is_reported().then(|| usage.to_openai().to_usage())
     }
 
     fn error_event(&self, message: &str) -> Bytes {
@@ -343,7 +341,10 @@ mod tests {
         }
         let failure = d.feed(Bytes::from(overloaded), &mut out).unwrap_err();
         assert_eq!(failure.status, 529);
-        let sent: String = out.iter().map(|b| std::str::from_utf8(b).unwrap()).collect();
+        let sent: String = out
+            .iter()
+            .map(|b| std::str::from_utf8(b).unwrap())
+            .collect();
         assert!(sent.starts_with("event: message_start") && sent.ends_with(overloaded));
         assert!(d.error_event("x").is_empty(), "no second error event");
     }
