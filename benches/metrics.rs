@@ -56,6 +56,7 @@ fn event(i: u64, ts_ms: u64) -> RequestEvent {
         classification: false,
         lane: if i % 10 == 0 { "heartbeat" } else { "main" }.into(),
         affinity: ["hit", "hit", "hit", "miss", "switch"][(i % 5) as usize].into(),
+        api: String::new(),
     }
 }
 

@@ -6,11 +6,14 @@
 //! the dispatcher brings (an OpenAI chat answer, whole or as SSE events) and ClawGate's own
 //! errors into that API's body, events and error envelope.
 //!
-//! Today one API is served, OpenAI chat completions ([`openai_chat`]), whose answers the
-//! backends already produce, so its way back is the identity and its error envelope is
-//! [`error::ApiError`]'s. [`api_for_path`] is the one list of the paths each
-//! API answers on; the connection loop serves them and refuses other methods there.
+//! Two APIs are served. OpenAI chat completions ([`openai_chat`]) is the hub's own: its
+//! answers are what the backends produce, so its way back is the identity and its error
+//! envelope is [`error::ApiError`]'s. Anthropic Messages ([`anthropic`]) is translated into
+//! the hub's form and its answers back, except where a provider speaks it too, which gets the
+//! client's own body. [`api_for_path`] is the one list of the paths each API answers on; the
+//! connection loop serves them and refuses other methods there.
 
+pub mod anthropic;
 pub mod error;
 pub mod openai_chat;
 
@@ -24,6 +27,10 @@ use crate::router::RouteView;
 pub enum Api {
     /// `POST /v1/chat/completions`.
     OpenAiChat,
+    /// `POST /v1/messages`.
+    AnthropicMessages,
+    /// `POST /v1/messages/count_tokens`.
+    AnthropicCountTokens,
 }
 
 impl Api {
@@ -31,6 +38,8 @@ impl Api {
     pub fn as_str(self) -> &'static str {
         match self {
             Api::OpenAiChat => "openai-chat",
+            Api::AnthropicMessages => "anthropic-messages",
+            Api::AnthropicCountTokens => "anthropic-count-tokens",
         }
     }
 
@@ -38,6 +47,7 @@ impl Api {
     pub fn method_hint(self) -> &'static str {
         match self {
             Api::OpenAiChat => "chat completions take POST",
+            Api::AnthropicMessages | Api::AnthropicCountTokens => "messages take POST",
         }
     }
 }
@@ -46,6 +56,8 @@ impl Api {
 const PATHS: &[(&str, Api)] = &[
     ("/v1/chat/completions", Api::OpenAiChat),
     ("/chat/completions", Api::OpenAiChat),
+    ("/v1/messages", Api::AnthropicMessages),
+    ("/v1/messages/count_tokens", Api::AnthropicCountTokens),
 ];
 
 /// The API a request path belongs to, if any.
@@ -65,7 +77,10 @@ impl<'a> Inbound<'a> {
     /// What the rules read of this request.
     pub fn view<'s>(&'s self, headers: &'s HeaderMap) -> RouteView<'s> {
         match self.api {
-            Api::OpenAiChat => RouteView::chat(&self.request, headers),
+            // Anthropic requests are routed on their hub translation: one rule file for all.
+            Api::OpenAiChat | Api::AnthropicMessages | Api::AnthropicCountTokens => {
+                RouteView::chat(&self.request, headers)
+            }
         }
     }
 }
@@ -78,6 +93,11 @@ mod tests {
     fn each_api_path_is_recognised_and_nothing_else() {
         assert_eq!(api_for_path("/v1/chat/completions"), Some(Api::OpenAiChat));
         assert_eq!(api_for_path("/chat/completions"), Some(Api::OpenAiChat));
+        assert_eq!(api_for_path("/v1/messages"), Some(Api::AnthropicMessages));
+        assert_eq!(
+            api_for_path("/v1/messages/count_tokens"),
+            Some(Api::AnthropicCountTokens)
+        );
         for other in ["/v1/models", "/v1/chat/completions/", "/health", "/"] {
             assert_eq!(api_for_path(other), None, "{other}");
         }

@@ -20,7 +20,8 @@ pub fn parse<'a>(headers: &HeaderMap, body: &'a [u8]) -> Result<Inbound<'a>, Api
     })
 }
 
-fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+/// Refuse a body whose declared content type is not JSON (no declared type is accepted).
+pub(crate) fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(ct) = headers.get(CONTENT_TYPE) else {
         return Ok(());
     };

@@ -7,8 +7,9 @@
 //! the [`strings`](super::strings) dictionary, stores latencies as whole microseconds and sets
 //! flags instead of writing empty fields.
 //!
-//! Two layouts are read: the compact one (first byte `0`, then a format number, now 3) that is
-//! written, and version 1 (first byte `1`): the same fields with every text inline, a `f64` per
+//! Two layouts are read: the compact one (first byte `0`, then a format number, now 3: format 2
+//! plus the lane, the affinity and the client API at the end) that is written, and version 1
+//! (first byte `1`): the same fields with every text inline, a `f64` per
 //! latency and the time in the record, which files written before the compact layout hold. A
 //! reader that knows only version 1 rejects a compact record (it refuses a first byte below 1)
 //! instead of misreading it. Within a layout new fields are appended at the end; older readers
@@ -34,8 +35,8 @@ const VERSION: u8 = 1;
 /// First byte of a compact record; the next byte is its format, [`COMPACT_FORMAT`] or later.
 const COMPACT: u8 = 0;
 const COMPACT_FORMAT: u8 = 3;
-/// The first compact format, still read.
-const COMPACT_FORMAT_2: u8 = 2;
+/// The oldest compact format read (it has no lane, affinity or client API).
+const OLDEST_COMPACT_FORMAT: u8 = 2;
 const FLAG_ESTIMATED: u8 = 1;
 const FLAG_STREAM: u8 = 2;
 /// The classifier's own call (both encodings).
@@ -46,6 +47,9 @@ const HAS_UPSTREAM_MODEL: u8 = 8;
 const HAS_TTFB: u8 = 16;
 const HAS_COST: u8 = 32;
 const HAS_ERROR: u8 = 64;
+
+/// The API of events that name none.
+pub const HUB_API: &str = "openai-chat";
 
 /// Writes a reference to a text (see [`strings`](super::strings)).
 pub(crate) type PutRef<'f, E> = dyn FnMut(&mut Vec<u8>, &str) -> Result<(), E> + 'f;
@@ -103,12 +107,25 @@ pub struct RequestEvent {
     /// `hit`, `miss`, `switch` or `off`; `""` when no provider answered.
     #[serde(default)]
     pub affinity: String,
+    /// The client API the request came in (`anthropic-messages`, …); empty for OpenAI chat
+    /// completions, the hub's own API, and in rows written before ClawGate had other APIs.
+    #[serde(default)]
+    pub api: String,
 }
 
 impl RequestEvent {
     /// Whether the client got a successful answer from a provider.
     pub fn succeeded(&self) -> bool {
         self.provider.is_some() && (200..400).contains(&self.status) && self.error.is_none()
+    }
+
+    /// The client API's name; `openai-chat` for rows that name none.
+    pub fn api_name(&self) -> &str {
+        if self.api.is_empty() {
+            HUB_API
+        } else {
+            &self.api
+        }
     }
 
     /// Whether a provider answered after at least one earlier target failed.
@@ -199,6 +216,7 @@ impl RequestEvent {
         // Format 3.
         put_ref(out, &self.lane)?;
         put_ref(out, &self.affinity)?;
+        put_ref(out, &self.api)?;
         Ok(())
     }
 
@@ -224,7 +242,7 @@ impl RequestEvent {
         r.u8()?;
         // Later formats only append.
         let format = r.u8()?;
-        if format < COMPACT_FORMAT_2 {
+        if format < OLDEST_COMPACT_FORMAT {
             return Err(DecodeError("unknown event format"));
         }
         let flags = r.u8()?;
@@ -269,10 +287,10 @@ impl RequestEvent {
         } else {
             None
         };
-        let (lane, affinity) = if format >= 3 {
-            (read_ref(&mut r)?, read_ref(&mut r)?)
+        let (lane, affinity, api) = if format >= 3 {
+            (read_ref(&mut r)?, read_ref(&mut r)?, read_ref(&mut r)?)
         } else {
-            (String::new(), String::new())
+            (String::new(), String::new(), String::new())
         };
         Ok(RequestEvent {
             ts_ms,
@@ -296,6 +314,7 @@ impl RequestEvent {
             classification: has(FLAG_CLASSIFICATION),
             lane,
             affinity,
+            api,
         })
     }
 
@@ -405,6 +424,7 @@ impl RequestEvent {
             classification: flags & FLAG_CLASSIFICATION != 0,
             lane: String::new(),
             affinity: String::new(),
+            api: String::new(),
         })
     }
 }
@@ -471,6 +491,7 @@ pub(crate) fn routed_sample() -> RequestEvent {
         classification: false,
         lane: "main".into(),
         affinity: "hit".into(),
+        api: String::new(),
     }
 }
 
@@ -552,20 +573,25 @@ mod tests {
     }
 
     #[test]
-    fn format_2_records_read_with_no_lane_and_no_affinity() {
-        // What the previous release wrote: the same record without the two appended fields.
-        let ev = routed_sample();
+    fn format_2_records_read_with_no_lane_affinity_or_api_and_format_3_round_trips() {
+        let mut ev = routed_sample();
+        ev.api = "anthropic-messages".into();
         let mut dict = Dict::default();
-        let mut buf = dict.encode(&ev);
-        buf[1] = COMPACT_FORMAT_2;
-        buf.truncate(buf.len() - 2);
-        let back = dict.decode(&buf, ev.ts_ms);
+        let buf = dict.encode(&ev);
+        assert_eq!(dict.decode(&buf, ev.ts_ms), Ok(ev.clone()));
+        // What the previous release wrote: the same record without the three appended fields.
+        let mut old = buf.clone();
+        old[1] = OLDEST_COMPACT_FORMAT;
+        old.truncate(old.len() - 3);
+        let back = dict.decode(&old, ev.ts_ms).unwrap();
+        assert_eq!((back.api.as_str(), back.api_name()), ("", HUB_API));
         let want = RequestEvent {
             lane: String::new(),
             affinity: String::new(),
+            api: String::new(),
             ..ev
         };
-        assert_eq!(back, Ok(want));
+        assert_eq!(back, want);
     }
 
     #[test]
@@ -630,6 +656,7 @@ mod tests {
             toks in any::<[u64; 4]>(), est in any::<bool>(), stream in any::<bool>(),
             cost in prop_oneof![Just(0.0f64), 0.0f64..1e3], err in proptest::option::of(".{0,100}"),
             class in any::<bool>(), lane in "[a-z]{0,8}", affinity in "(|off|miss|hit|switch)",
+            api in prop_oneof![Just(String::new()), "[a-z-]{1,20}"],
             attempts in proptest::collection::vec(("[a-z]{1,8}", ".{0,20}"), 0..4),
         ) {
             let ev = RequestEvent {
@@ -639,15 +666,15 @@ mod tests {
                 status, latency_ms: lat_us as f64 / 1e3, ttfb_ms: ttfb_us.map(|t| t as f64 / 1e3),
                 prompt_tokens: toks[0], completion_tokens: toks[1], cache_hit_tokens: toks[2], cache_miss_tokens: toks[3],
                 usage_estimated: est, cost_usd: cost, stream, error: err, classification: class,
-                lane, affinity,
+                lane, affinity, api,
             };
             let mut dict = Dict::default();
             let buf = dict.encode(&ev);
             prop_assert_eq!(dict.decode(&buf, ts), Ok(ev.clone()));
             let mut v1 = Vec::new();
             ev.encode_v1(&mut v1);
-            // Version 1 has no lane and no affinity.
-            let ev = RequestEvent { lane: String::new(), affinity: String::new(), ..ev };
+            // Version 1 has no lane, affinity or API.
+            let ev = RequestEvent { lane: String::new(), affinity: String::new(), api: String::new(), ..ev };
             prop_assert_eq!(RequestEvent::decode(&v1, 0, &mut no_dict), Ok(ev));
         }
     }

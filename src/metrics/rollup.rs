@@ -2,8 +2,9 @@
 //! the same transaction as the events so stats over days read rollups, not millions of rows.
 //!
 //! Key: `unit (u64 big-endian: minutes or hours since the epoch) · kind (u8) · provider \0 layer \0
-//! rule \0 lane \0 affinity`, so a time range is one contiguous key range. Rows written before
-//! lanes and affinity existed end after `rule`; they read as lane and affinity `""`. Kinds: a request that succeeded, a request
+//! rule \0 lane \0 affinity \0 api`, so a time range is one contiguous key range. Rows written
+//! before lanes, affinity and client APIs existed end after `rule`; they read as lane and
+//! affinity `""` and the hub's API (OpenAI chat completions), which is also written as `""`. Kinds: a request that succeeded, a request
 //! that failed, and a failed attempt on `provider` (only `requests` is used for attempts). Sums
 //! are integers (cost in pico-USD, latency in µs), so adding rows in any order gives exactly the
 //! same totals as adding the raw events.
@@ -269,6 +270,8 @@ pub(crate) struct Group<'a> {
     pub lane: &'a str,
     /// `""`: not answered, or a row from before affinity.
     pub affinity: &'a str,
+    /// The client API; `""` for the hub's own (OpenAI chat completions) and old rows.
+    pub api: &'a str,
 }
 
 impl Group<'_> {
@@ -280,8 +283,9 @@ impl Group<'_> {
             self.rule,
             self.lane,
             self.affinity,
+            self.api,
         ];
-        let mut k = Vec::with_capacity(5 + parts.iter().map(|p| p.len()).sum::<usize>());
+        let mut k = Vec::with_capacity(6 + parts.iter().map(|p| p.len()).sum::<usize>());
         k.push(self.kind);
         for (i, part) in parts.into_iter().enumerate() {
             if i > 0 {
@@ -303,6 +307,11 @@ pub(crate) fn group_key(kind: u8, provider: &str, ev: &RequestEvent) -> Vec<u8> 
         rule: &ev.rule,
         lane: &ev.lane,
         affinity: &ev.affinity,
+        api: if ev.api == super::event::HUB_API {
+            ""
+        } else {
+            &ev.api
+        },
     }
     .key()
 }
@@ -325,7 +334,7 @@ pub(crate) fn split_key(key: &[u8]) -> Option<(u64, &[u8])> {
 pub(crate) fn parse_group(group: &[u8]) -> Option<Group<'_>> {
     let (&kind, rest) = group.split_first()?;
     let rest = std::str::from_utf8(rest).ok()?;
-    let mut parts = rest.splitn(5, '\0');
+    let mut parts = rest.splitn(6, '\0');
     Some(Group {
         kind,
         provider: parts.next()?,
@@ -333,6 +342,7 @@ pub(crate) fn parse_group(group: &[u8]) -> Option<Group<'_>> {
         rule: parts.next()?,
         lane: parts.next().unwrap_or(""),
         affinity: parts.next().unwrap_or(""),
+        api: parts.next().unwrap_or(""),
     })
 }
 
@@ -440,6 +450,7 @@ mod tests {
                 rule: "heartbeat",
                 lane: "heartbeat",
                 affinity: "hit",
+                api: "",
             })
         );
     }
@@ -456,6 +467,7 @@ mod tests {
                 rule: "tool-use",
                 lane: "",
                 affinity: "",
+                api: "",
             })
         );
     }

@@ -31,7 +31,7 @@ use std::str::FromStr;
 use redb::{Database, ReadableTable};
 use serde_json::{json, Map, Value};
 
-use super::event::RequestEvent;
+use super::event::{RequestEvent, HUB_API};
 use super::rollup::{parse_group, split_key, Agg, KIND_ATTEMPT, KIND_OK, MINUTE_MS};
 use super::store::{event_key, event_key_parts, Metrics, EVENTS, ROLLUP_HOUR, ROLLUP_MINUTE};
 use super::strings::{Lookup, STRINGS};
@@ -269,6 +269,7 @@ fn recent_row(id: u64, ev: &RequestEvent) -> Value {
         "classification": ev.classification,
         "lane": ev.lane,
         "affinity": ev.affinity,
+        "api": ev.api_name(),
     })
 }
 
@@ -374,18 +375,27 @@ impl Metrics {
         let mut layers: BTreeMap<&str, (Agg, u64)> = BTreeMap::new();
         let mut lanes: BTreeMap<&str, Agg> = BTreeMap::new();
         let mut affinity: BTreeMap<&str, Agg> = BTreeMap::new();
+        let mut apis: BTreeMap<&str, (Agg, u64)> = BTreeMap::new();
         for (group, agg) in &groups {
             let Some(g) = parse_group(group) else {
                 self.count_corrupt();
                 continue;
             };
             let (kind, provider, layer, rule) = (g.kind, g.provider, g.layer, g.rule);
+            let api = if g.api.is_empty() { HUB_API } else { g.api };
             if kind == KIND_ATTEMPT {
                 failed_attempts += agg.requests;
                 providers.entry(provider).or_default().1 += agg.requests;
                 rules.entry((layer, rule)).or_default().1 += agg.requests;
                 layers.entry(layer).or_default().1 += agg.requests;
+                if layer != "classification" {
+                    apis.entry(api).or_default().1 += agg.requests;
+                }
                 continue;
+            }
+            // The classifier's own calls are ClawGate's, not a client API's.
+            if layer != "classification" {
+                apis.entry(api).or_default().0.merge(agg);
             }
             totals.merge(agg);
             if !provider.is_empty() {
@@ -487,8 +497,17 @@ impl Metrics {
             .map(|(result, a)| row(&[("affinity", result)], a, 0))
             .collect();
         sort_by_requests(&mut affinity_rows);
+        let mut api_rows: Vec<Value> = apis
+            .iter()
+            .map(|(api, (a, att))| row(&[("api", api)], a, *att))
+            .collect();
+        sort_by_requests(&mut api_rows);
         // The request counts here are client requests (attempt rows excluded).
-        for r in rule_rows.iter_mut().chain(layer_rows.iter_mut()) {
+        for r in rule_rows
+            .iter_mut()
+            .chain(layer_rows.iter_mut())
+            .chain(api_rows.iter_mut())
+        {
             let answered = r["answered"].clone();
             r["requests"] = answered;
         }
@@ -517,6 +536,7 @@ impl Metrics {
             "layers": layer_rows,
             "lanes": lane_rows,
             "affinity": affinity_rows,
+            "apis": api_rows,
             "hourly": hourly,
             "daily": daily,
             "timeline": timeline_rows,

@@ -17,7 +17,8 @@ use http::{HeaderValue, StatusCode};
 use http_body_util::BodyExt;
 
 use super::health::Admission;
-use super::protocol::{FailureKind, UpstreamFailure};
+use super::native::Native;
+use super::protocol::{FailureKind, Protocol, UpstreamFailure};
 use super::relay::EventStream;
 use super::transport::{root_cause, secs, BoxError, SendError, UpstreamBody};
 use super::{Provider, UpstreamRequest};
@@ -29,6 +30,8 @@ use crate::request::{ChatRequest, InvalidRequest};
 pub struct Attempt {
     pub provider: Arc<str>,
     pub kind: FailureKind,
+    /// The HTTP status the failure stands for (see [`UpstreamFailure::status`]).
+    pub status: u16,
     /// Short, secret-free description.
     pub error: String,
 }
@@ -59,6 +62,9 @@ pub struct Reply {
     pub status: StatusCode,
     pub content_type: HeaderValue,
     pub body: ReplyBody,
+    /// The body is in the client's own API, passed through (see [`Native`]); otherwise it
+    /// is in the hub's (OpenAI chat).
+    pub native: bool,
 }
 
 /// What a reply carries.
@@ -74,6 +80,17 @@ pub enum ReplyBody {
 /// Try `chain` in order for `req`. Providers whose circuit is open are skipped, unless every
 /// provider of the chain is open, in which case all are tried in order.
 pub async fn dispatch(chain: &[Arc<Provider>], req: &ChatRequest<'_>) -> Outcome {
+    dispatch_with(chain, req, None).await
+}
+
+/// [`dispatch`] for a client that spoke another API than the hub's: `req` is the hub
+/// translation, `native` the client's own request, passed through to the providers that
+/// speak its API.
+pub async fn dispatch_with(
+    chain: &[Arc<Provider>],
+    req: &ChatRequest<'_>,
+    native: Option<&Native<'_>>,
+) -> Outcome {
     let now = Instant::now();
     let force = !chain.iter().any(|p| p.health.is_available(now));
     let mut attempts = Vec::new();
@@ -94,7 +111,20 @@ pub async fn dispatch(chain: &[Arc<Provider>], req: &ChatRequest<'_>) -> Outcome
             provider,
             armed: admission == Admission::Probe,
         };
-        let upstream = match provider.request(req) {
+        let passthrough = native.and_then(|n| Some((n, n.passthrough(provider)?)));
+        let capped_body = match (native, passthrough) {
+            (Some(n), None) => n.capped_hub(provider, req.body()),
+            _ => None,
+        };
+        let capped = capped_body
+            .as_deref()
+            .and_then(|b| ChatRequest::parse(b).ok());
+        let req = capped.as_ref().unwrap_or(req);
+        let (protocol, upstream) = match passthrough {
+            Some((n, protocol)) => (protocol, Ok(provider.native_request(n, req.stream))),
+            None => (provider.protocol, provider.request(req)),
+        };
+        let upstream = match upstream {
             Ok(upstream) => upstream,
             Err(error) => {
                 return Outcome::Invalid {
@@ -104,7 +134,11 @@ pub async fn dispatch(chain: &[Arc<Provider>], req: &ChatRequest<'_>) -> Outcome
             }
         };
         let started = Instant::now();
-        let result = exchange(provider, req, upstream).await;
+        let result = exchange(provider, protocol, req, upstream).await;
+        let result = result.map(|mut reply| {
+            reply.native = passthrough.is_some();
+            reply
+        });
         guard.disarm();
         match result {
             Ok(mut reply) => {
@@ -134,6 +168,7 @@ pub async fn dispatch(chain: &[Arc<Provider>], req: &ChatRequest<'_>) -> Outcome
                 attempts.push(Attempt {
                     provider: Arc::clone(&provider.id),
                     kind: failure.kind,
+                    status: failure.status,
                     error,
                 });
             }
@@ -145,6 +180,7 @@ pub async fn dispatch(chain: &[Arc<Provider>], req: &ChatRequest<'_>) -> Outcome
         attempts.push(Attempt {
             provider: id,
             kind: FailureKind::Skipped,
+            status: 503,
             error: "skipped: circuit open after repeated failures".into(),
         });
     }
@@ -183,20 +219,21 @@ impl Drop for ProbeGuard<'_> {
 /// whole answer within `read`.
 async fn exchange(
     provider: &Arc<Provider>,
+    protocol: &dyn Protocol,
     req: &ChatRequest<'_>,
     upstream: UpstreamRequest<'_>,
 ) -> Result<Reply, UpstreamFailure> {
-    let protocol = provider.protocol;
     let reply = |status, content_type, body| Reply {
         provider: Arc::clone(provider),
         attempts: Vec::new(),
         status,
         content_type,
         body,
+        native: false,
     };
     let send = provider
         .transport
-        .post(upstream.url.clone(), upstream.headers, upstream.body);
+        .post(upstream.url.clone(), &upstream.headers, upstream.body);
     let timeouts = provider.config.timeouts;
     let (deadline, what) = if req.stream {
         (timeouts.first_byte, "first byte")

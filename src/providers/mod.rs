@@ -10,6 +10,7 @@ pub mod anthropic;
 pub mod dispatch;
 pub mod gemini;
 pub mod health;
+pub mod native;
 pub mod openai_compat;
 pub mod protocol;
 pub mod relay;
@@ -87,7 +88,7 @@ pub fn protocol_for(backend: Backend) -> &'static dyn Protocol {
 pub struct UpstreamRequest<'p> {
     pub url: &'p Uri,
     /// Headers to send, secrets included (never logged).
-    pub headers: &'p HeaderMap,
+    pub headers: std::borrow::Cow<'p, HeaderMap>,
     pub body: Vec<u8>,
 }
 
@@ -144,7 +145,7 @@ impl Provider {
     pub fn request(&self, req: &ChatRequest<'_>) -> Result<UpstreamRequest<'_>, InvalidRequest> {
         Ok(UpstreamRequest {
             url: &self.urls[usize::from(req.stream)],
-            headers: &self.headers,
+            headers: std::borrow::Cow::Borrowed(&self.headers),
             body: self.protocol.body(&self.config, req)?,
         })
     }

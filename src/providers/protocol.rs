@@ -78,6 +78,21 @@ pub trait StreamDecoder: Send {
 
     /// The usage the stream reported, once it has.
     fn usage(&self) -> Option<Usage>;
+
+    /// The event that ends a stream broken after its first event, in the client's API;
+    /// `message` says what happened (OpenAI's error envelope unless the decoder passes another
+    /// API through).
+    fn error_event(&self, message: &str) -> Bytes {
+        let body = serde_json::json!({
+            "error": {
+                "message": message,
+                "type": "upstream_error",
+                "param": null,
+                "code": "stream_interrupted",
+            }
+        });
+        Bytes::from(format!("data: {body}\n\n"))
+    }
 }
 
 /// A whole answer as the client gets it: an OpenAI `chat.completion` body, and the usage it

@@ -97,16 +97,12 @@ impl EventStream {
         self.provider
             .health
             .record_failure(&message, Instant::now());
-        let body = serde_json::json!({
-            "error": {
-                "message": format!("{}: {message}", self.provider.id),
-                "type": "upstream_error",
-                "param": null,
-                "code": "stream_interrupted",
-            }
-        });
-        self.pending
-            .push_back(Bytes::from(format!("data: {body}\n\n")));
+        let event = self
+            .decoder
+            .error_event(&format!("{}: {message}", self.provider.id));
+        if !event.is_empty() {
+            self.pending.push_back(event);
+        }
         self.finished = true;
     }
 }

@@ -12,8 +12,10 @@ use crate::request::{ChatRequest, Content, ConversationHint, Message, Role};
 
 /// Text parts that start with one of these are client-internal context, not something a
 /// person wrote; they are left out of `user` and `last_user`. OpenClaw sends one such `user`
-/// message after the person's own (see tests/fixtures/openclaw/).
-pub const INTERNAL_CONTEXT_MARKERS: &[&str] = &["<<<BEGIN_OPENCLAW_INTERNAL_CONTEXT>>>"];
+/// message after the person's own (see tests/fixtures/openclaw/); Claude Code puts
+/// `<system-reminder>` blocks before the person's words (see tests/fixtures/claude-code/).
+pub const INTERNAL_CONTEXT_MARKERS: &[&str] =
+    &["<<<BEGIN_OPENCLAW_INTERNAL_CONTEXT>>>", "<system-reminder>"];
 
 /// A request as the rules see it.
 #[derive(Debug, Clone, Copy)]

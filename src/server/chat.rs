@@ -82,7 +82,8 @@ where
     Ok(buf.freeze())
 }
 
-/// Check the client key when one is configured.
+/// Check the client key when one is configured: `Authorization: Bearer <key>`, or Anthropic's
+/// `x-api-key: <key>`.
 pub fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let snapshot = state.snapshot.load();
     let expected = snapshot.config.server.api_key.as_str();
@@ -96,6 +97,7 @@ pub fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> 
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         })
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
         .map(str::trim);
     match given {
         Some(key) if constant_time_eq(key.as_bytes(), expected.as_bytes()) => Ok(()),
@@ -109,7 +111,7 @@ pub fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> 
             StatusCode::UNAUTHORIZED,
             "invalid_request_error",
             "missing_api_key",
-            "this ClawGate requires an API key: send Authorization: Bearer <key>",
+            "this ClawGate requires an API key: send Authorization: Bearer <key> (or x-api-key: <key>)",
         )),
     }
 }
@@ -148,7 +150,7 @@ pub async fn handle(
 }
 
 /// Record a failed request's attempts.
-fn attempt_records(attempts: &[Attempt]) -> Vec<AttemptRecord> {
+pub(super) fn attempt_records(attempts: &[Attempt]) -> Vec<AttemptRecord> {
     attempts
         .iter()
         .map(|a| AttemptRecord {
@@ -198,6 +200,7 @@ async fn complete(
         status,
         content_type,
         body: reply_body,
+        ..
     } = reply;
     let mut out = HeaderMap::with_capacity(8);
     out.insert(CONTENT_TYPE, content_type);
@@ -282,7 +285,7 @@ async fn complete(
 }
 
 /// The routing stage for one request: the snapshot's rules, providers and classifier.
-async fn route(state: &AppState, snapshot: &Snapshot, view: RouteView<'_>) -> Routed {
+pub(super) async fn route(state: &AppState, snapshot: &Snapshot, view: RouteView<'_>) -> Routed {
     let cfg = &snapshot.config.classifier;
     let provider = |model: &str| snapshot.providers.get(model).map(|p| Arc::clone(&p.id));
     let asker = Asker {
@@ -300,11 +303,11 @@ async fn route(state: &AppState, snapshot: &Snapshot, view: RouteView<'_>) -> Ro
     router.route(view, &asker, &mut NoTrace).await
 }
 
-fn header_value(s: &str) -> HeaderValue {
+pub(super) fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
-fn all_failed(
+pub(super) fn all_failed(
     snapshot: &Snapshot,
     status: StatusCode,
     attempts: &[Attempt],

@@ -89,6 +89,19 @@ pub fn models(state: &AppState) -> Response {
     warp::reply::json(&json!({ "object": "list", "data": data })).into_response()
 }
 
+/// `GET /v1/models` in Anthropic's list shape (`anthropic-version` sent): `auto` and every
+/// loaded provider, created when the server started.
+pub fn anthropic_models(state: &AppState) -> Response {
+    let snapshot = state.snapshot.load();
+    let created = crate::state::rfc3339(state.started_at);
+    let mut models = vec![("auto".to_owned(), "ClawGate auto-router".to_owned())];
+    for p in snapshot.providers.iter() {
+        models.push((p.id.to_string(), format!("{} ({})", p.config.model, p.id)));
+    }
+    let body = crate::ingress::anthropic::models_body(&models, &created);
+    warp::reply::json(&body).into_response()
+}
+
 /// The value of `key` in a raw query string.
 fn query_param(query: &str, key: &str) -> Option<String> {
     url::form_urlencoded::parse(query.as_bytes())

@@ -5,6 +5,7 @@
 
 pub mod chat;
 mod info;
+pub mod messages;
 mod observe;
 mod trim;
 
@@ -77,8 +78,15 @@ pub fn routes(
         .and(with_state.clone())
         .and(warp::header::headers_cloned())
         .map(|state: Arc<AppState>, headers: http::HeaderMap| {
+            // Anthropic's SDKs and Claude Code send `anthropic-version`: they get its shapes.
+            let anthropic = ingress::anthropic::is_anthropic(&headers);
             match chat::authorize(&state, &headers) {
+                Ok(()) if anthropic => info::anthropic_models(&state),
                 Ok(()) => info::models(&state),
+                Err(e) if anthropic => {
+                    let resp = ingress::anthropic::error::from_api_error(&e);
+                    warp::reply::Reply::into_response(resp)
+                }
                 Err(e) => warp::reply::Reply::into_response(e.into_response()),
             }
         });
@@ -444,7 +452,7 @@ impl<F: RouteFilter> Shard<F> {
                 // The hot path skips warp's filter chain (and its copy of the headers).
                 if let Some(api) = ingress::api_for_path(req.uri().path()) {
                     if req.method() != http::Method::POST {
-                        return Ok(method_not_allowed(api).into_response().map(full));
+                        return Ok(error_response(api, &method_not_allowed(api)));
                     }
                     return Ok::<_, Infallible>(Box::pin(client_api(state, api, req)).await);
                 }
@@ -491,7 +499,7 @@ async fn client_api(
     let (parts, body) = req.into_parts();
     let headers = parts.headers;
     if let Err(e) = chat::authorize(&state, &headers) {
-        return e.into_response().map(full);
+        return error_response(api, &e);
     }
     let frames = http_body_util::BodyStream::new(body)
         .try_filter_map(|f| futures_util::future::ready(Ok(f.into_data().ok())));
@@ -499,13 +507,32 @@ async fn client_api(
     let body =
         match tokio::time::timeout(BODY_TIMEOUT, chat::read_body(&headers, frames, limit)).await {
             Ok(Ok(body)) => body,
-            Ok(Err(e)) => return e.into_response().map(full),
-            Err(_) => return body_timeout().into_response().map(full),
+            Ok(Err(e)) => return rejected(&state, api, &e),
+            Err(_) => return rejected(&state, api, &body_timeout()),
         };
     match api {
         // Boxed: inline, the handler's state would sit next to the body reader's in this
         // future (about 8 KB together, per request in flight); boxed, each takes its turn.
         Api::OpenAiChat => Box::pin(chat::handle(state, headers, body)).await,
+        Api::AnthropicMessages => Box::pin(messages::handle(state, headers, body)).await,
+        Api::AnthropicCountTokens => messages::count_tokens(headers, body).await,
+    }
+}
+
+/// ClawGate's own error in `api`'s shape.
+fn error_response(api: Api, e: &ApiError) -> http::Response<ResponseBody> {
+    match api {
+        Api::OpenAiChat => e.clone().into_response().map(full),
+        Api::AnthropicMessages | Api::AnthropicCountTokens => messages::error_response(e),
+    }
+}
+
+/// A body that could not be read (too large, too slow). Messages requests are recorded as
+/// rejected.
+fn rejected(state: &AppState, api: Api, e: &ApiError) -> http::Response<ResponseBody> {
+    match api {
+        Api::AnthropicMessages => messages::reject(state, e),
+        _ => error_response(api, e),
     }
 }
 

@@ -65,16 +65,23 @@ impl ObservedStream {
     fn inspect(&mut self, chunk: &[u8]) {
         self.data_bytes += chunk.len();
         self.events += memchr::memmem::find_iter(chunk, b"data:").count();
-        if memchr::memmem::find(chunk, b"{\"error\"").is_none() {
+        if memchr::memmem::find(chunk, b"{\"error\"").is_none()
+            && memchr::memmem::find(chunk, ANTHROPIC_ERROR).is_none()
+        {
             return;
         }
+        let mut anthropic_error = false;
         for line in chunk.split(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line == ANTHROPIC_ERROR {
+                anthropic_error = true;
+                continue;
+            }
             let Some(data) = line.strip_prefix(b"data:") else {
                 continue;
             };
             let data = data.strip_prefix(b" ").unwrap_or(data);
-            let data = data.strip_suffix(b"\r").unwrap_or(data);
-            if data.starts_with(b"{\"error\"") {
+            if data.starts_with(b"{\"error\"") || std::mem::take(&mut anthropic_error) {
                 self.error = Some(stream_error(data));
             }
         }
@@ -100,10 +107,20 @@ impl ObservedStream {
     }
 }
 
+/// The line that names an Anthropic stream's `error` event (passed through from an
+/// `anthropic` provider, or written by the relay for one).
+const ANTHROPIC_ERROR: &[u8] = b"event: error";
+
+/// `code: message` of an error event, OpenAI's (`error.code`) or Anthropic's (`error.type`).
 fn stream_error(data: &[u8]) -> String {
     let v: serde_json::Value = serde_json::from_slice(data).unwrap_or_default();
-    let code = v["error"]["code"].as_str().unwrap_or("stream_error");
-    let message = v["error"]["message"].as_str().unwrap_or("");
+    let error = &v["error"];
+    let code = match (error["code"].as_str(), v["type"].as_str()) {
+        (Some(code), _) => code,
+        (None, Some("error")) => error["type"].as_str().unwrap_or("stream_error"),
+        (None, _) => "stream_error",
+    };
+    let message = error["message"].as_str().unwrap_or("");
     format!("{code}: {message}")
 }
 

@@ -10,6 +10,7 @@ mod support;
 mod affinity;
 mod backends;
 mod classifier;
+mod messages;
 mod metrics_cli;
 mod metrics_e2e;
 mod metrics_prometheus;

@@ -42,9 +42,38 @@ def sse_events(model, text, include_usage):
     return [f"data: {json.dumps(e)}\n\n".encode() for e in events] + [b"data: [DONE]\n\n"]
 
 
+def tool_call_id(i):
+    return f"call_{i}_mock:01"
+
+
+def tool_calls_message(calls):
+    return [{"id": tool_call_id(i), "type": "function", "function": {"name": n, "arguments": json.dumps(a)}}
+            for i, (n, a) in enumerate(calls)]
+
+
+def sse_tool_events(model, calls, include_usage):
+    """A streamed answer calling `calls` ((name, args) pairs), arguments in 8-byte pieces."""
+    def chunk(delta, finish=None):
+        return {"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1, "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    events = [chunk({"role": "assistant", "content": None})]
+    for i, (name, args) in enumerate(calls):
+        events.append(chunk({"tool_calls": [{"index": i, "id": tool_call_id(i), "type": "function",
+                                             "function": {"name": name, "arguments": ""}}]}))
+        text = json.dumps(args)
+        for at in range(0, len(text), 8):
+            events.append(chunk({"tool_calls": [{"index": i, "function": {"arguments": text[at:at + 8]}}]}))
+    events.append(chunk({}, "tool_calls"))
+    if include_usage:
+        events.append({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1, "model": model,
+                       "choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}})
+    return [f"data: {json.dumps(e)}\n\n".encode() for e in events] + [b"data: [DONE]\n\n"]
+
+
 class Mock:
     """An OpenAI-compatible upstream. `script` holds behaviours for the next requests:
-    ("answer", text), ("status", code, body), ("cut", n_events)."""
+    ("answer", text), ("tools", [(name, args), ...]), ("status", code, body), ("cut", n_events)."""
 
     def __init__(self, name):
         self.name = name
@@ -72,6 +101,13 @@ class Mock:
                 kind = behavior[0]
                 if kind == "status":
                     self.send_json(behavior[1], behavior[2])
+                elif kind == "tools" and not stream:
+                    self.send_json(200, {
+                        "id": "chatcmpl-mock", "object": "chat.completion", "created": 1, "model": model,
+                        "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                            "role": "assistant", "content": None, "tool_calls": tool_calls_message(behavior[1])}}],
+                        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+                    })
                 elif kind == "answer" and not stream:
                     self.send_json(200, {
                         "id": "chatcmpl-mock", "object": "chat.completion", "created": 1, "model": model,
@@ -80,7 +116,10 @@ class Mock:
                     })
                 else:
                     text = behavior[1] if kind == "answer" else "one two three four five six"
-                    events = sse_events(model, text, usage)
+                    if kind == "tools":
+                        events = sse_tool_events(model, behavior[1], usage)
+                    else:
+                        events = sse_events(model, text, usage)
                     cut = behavior[1] if kind == "cut" else None
                     self.send_response(200)
                     self.send_header("content-type", "text/event-stream")

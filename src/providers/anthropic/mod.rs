@@ -16,6 +16,7 @@
 //! repeated turns read the prefix from Anthropic's cache. Prompts below the model's minimum
 //! cacheable length are simply not cached.
 
+pub mod passthrough;
 pub mod request;
 pub mod response;
 pub mod stream;

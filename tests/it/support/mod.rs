@@ -46,6 +46,13 @@ pub enum Behavior {
         content_type: &'static str,
         chunks: Vec<Vec<u8>>,
     },
+    /// Answer 200 with these bytes, in these pieces, `pause` apart (so that each arrives on
+    /// its own).
+    RawPaced {
+        content_type: &'static str,
+        chunks: Vec<Vec<u8>>,
+        pause: Duration,
+    },
     /// Answer 200 with these bytes, in these pieces, then break the connection.
     RawCut {
         content_type: &'static str,
@@ -307,6 +314,25 @@ async fn handle(
             );
             Ok(http::Response::builder()
                 .status(status)
+                .header("content-type", content_type)
+                .body(StreamBody::new(pieces).boxed_unsync())
+                .unwrap())
+        }
+        Behavior::RawPaced {
+            content_type,
+            chunks,
+            pause,
+        } => {
+            let pieces = futures_util::StreamExt::then(
+                futures_util::stream::iter(chunks.into_iter().enumerate()),
+                move |(i, c)| async move {
+                    if i > 0 {
+                        tokio::time::sleep(pause).await;
+                    }
+                    Ok::<_, BoxError>(Frame::data(Bytes::from(c)))
+                },
+            );
+            Ok(http::Response::builder()
                 .header("content-type", content_type)
                 .body(StreamBody::new(pieces).boxed_unsync())
                 .unwrap())
