@@ -303,7 +303,7 @@ impl BatchRollups {
                 &ev.rule,
             );
             r.add(ev.ts_ms, &group, |a| a.add_event(ev));
-            for at in &ev.attempts {
+            for at in ev.attempts.iter().filter(|a| a.failed()) {
                 let group = group_key(KIND_ATTEMPT, &at.provider, &ev.layer, &ev.rule);
                 r.add(ev.ts_ms, &group, |a| a.requests += 1);
             }

@@ -8,6 +8,7 @@
 mod support;
 
 mod backends;
+mod capabilities;
 mod classifier;
 mod metrics_cli;
 mod metrics_e2e;
