@@ -10,8 +10,10 @@ use serde_json::json;
 use super::ruletest::{self, Routing};
 use super::{Format, EXIT_CANNOT_RUN, EXIT_ERRORS, EXIT_OK};
 use crate::classifier::{Asker, Classifier};
-use crate::config::Config;
+use crate::config::{Config, ProviderConfig};
 use crate::ingress::openai_chat;
+use crate::providers::capable::{self, Needs, Unfit};
+use crate::request::ChatRequest;
 use crate::router::explain::Steps;
 use crate::router::route::{Answer, ClassifierUse};
 use crate::router::{Layer, RouteTable, RouteView, Routed, Router};
@@ -207,10 +209,11 @@ pub fn route_explain_cmd(
     let classifier_note = classifier_note(&cfg.classifier.provider, &routed.classifier);
     let decision = routed.decision;
     let chain = decision.chain(&cfg.fallback_chain, |id| loaded.contains(&id));
-    let provider = chain.first().copied();
+    let skips = Skips::of(&cfg, &chain, &inbound.request);
+    let provider = skips.provider;
     let result = match format {
         Format::Json => {
-            let v = json!({
+            let mut v = json!({
                 "provider": provider,
                 "chain": chain,
                 "layer": decision.layer.as_str(),
@@ -222,6 +225,7 @@ pub fn route_explain_cmd(
                 })).collect::<Vec<_>>(),
                 "classifier": classifier_note,
             });
+            skips.json(&mut v);
             writeln!(
                 out,
                 "{}",
@@ -242,6 +246,7 @@ pub fn route_explain_cmd(
                     chain.join(" -> ")
                 }
             ));
+            s.push_str(&skips.text());
             s.push_str(&format!("layer:    {}\n", decision.layer.as_str()));
             s.push_str(&format!("rule:     {}\n", decision.rule));
             s.push_str(&format!("lane:     {}\n", facts.lane_line()));
@@ -275,6 +280,102 @@ pub fn route_explain_cmd(
         EXIT_CANNOT_RUN
     } else {
         EXIT_OK
+    }
+}
+
+/// What `route --explain` says about capabilities: the chain members the dispatcher would skip
+/// for this request, and so the provider it would use first.
+struct Skips<'a> {
+    /// The first provider of the chain that is not skipped.
+    provider: Option<&'a str>,
+    /// Each skipped provider, why (`vision`, `tools`, `context`) and the detail.
+    skipped: Vec<(&'a str, Unfit, String)>,
+    /// When every member cannot take the request: why, for the note that none is skipped.
+    none_fit: Option<String>,
+}
+
+impl<'a> Skips<'a> {
+    fn of(cfg: &'a Config, chain: &[&'a str], req: &ChatRequest<'_>) -> Skips<'a> {
+        let config = |id: &str| -> &'a ProviderConfig {
+            cfg.providers
+                .iter()
+                .find(|p| p.id == id)
+                .expect("a chain holds loaded providers")
+        };
+        let needs = Needs::of(req);
+        let why = |id: &&'a str, unfit: Unfit| {
+            let p = config(id);
+            let caps = p.capabilities;
+            match unfit {
+                Unfit::Vision => "the request has images; `vision: false`".to_owned(),
+                Unfit::Tools => "the request has tools; `tools: false`".to_owned(),
+                Unfit::Context => format!(
+                    "about {} prompt tokens + {} for the answer > `context_window: {}`",
+                    needs.prompt_tokens,
+                    needs.answer_tokens(p),
+                    caps.context_window.unwrap_or(0)
+                ),
+            }
+        };
+        let unfit = capable::unfit(chain, || needs, |id| config(id));
+        let skipped: Vec<_> = chain
+            .iter()
+            .zip(&unfit)
+            .filter_map(|(id, u)| u.map(|u| (*id, u, why(id, u))))
+            .collect();
+        let none_fit = (!chain.is_empty() && skipped.is_empty())
+            .then(|| {
+                chain
+                    .iter()
+                    .map(|id| {
+                        needs
+                            .unfit_for(config(id))
+                            .map(|u| format!("{id}: {}", u.as_str()))
+                    })
+                    .collect::<Option<Vec<_>>>()
+            })
+            .flatten()
+            .map(|all| {
+                format!(
+                    "no provider of the chain can take this request ({}), so it is tried as it is",
+                    all.join(", ")
+                )
+            });
+        let provider = chain
+            .iter()
+            .zip(&unfit)
+            .find(|(_, u)| u.is_none())
+            .map(|(id, _)| *id);
+        Skips {
+            provider,
+            skipped,
+            none_fit,
+        }
+    }
+
+    /// `skipped:` lines under `chain:` (nothing when no provider is skipped).
+    fn text(&self) -> String {
+        let mut s = String::new();
+        for (i, (id, unfit, why)) in self.skipped.iter().enumerate() {
+            let head = if i == 0 { "skipped:  " } else { "          " };
+            s.push_str(&format!("{head}{id} ({}: {why})\n", unfit.as_str()));
+        }
+        if let Some(note) = &self.none_fit {
+            s.push_str(&format!("skipped:  none: {note}\n"));
+        }
+        s
+    }
+
+    /// `"skipped"`: `[{"provider", "reason", "why"}]`; `"skip_note"`: why none is skipped
+    /// although every provider is unfit (or null).
+    fn json(&self, v: &mut serde_json::Value) {
+        let skipped: Vec<_> = self
+            .skipped
+            .iter()
+            .map(|(id, unfit, why)| json!({"provider": id, "reason": unfit.as_str(), "why": why}))
+            .collect();
+        v["skipped"] = json!(skipped);
+        v["skip_note"] = json!(self.none_fit);
     }
 }
 

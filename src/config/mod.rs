@@ -96,6 +96,31 @@ struct RawTimeouts {
     idle_s: Option<f64>,
 }
 
+/// What a provider's model can take, as declared in `capabilities`. Every field is optional: an
+/// undeclared capability is unknown, and an unknown capability never makes the dispatcher skip
+/// the provider.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Capabilities {
+    /// The most tokens a request may hold, prompt and answer together.
+    pub context_window: Option<u64>,
+    /// The longest answer the model writes, in tokens.
+    pub max_output: Option<u64>,
+    /// It reads image content parts.
+    pub vision: Option<bool>,
+    /// It takes tool definitions and calls tools.
+    pub tools: Option<bool>,
+    /// It reasons before answering (a thinking model).
+    pub reasoning: Option<bool>,
+}
+
+impl Capabilities {
+    /// Whether nothing is declared (the provider is never skipped for what it cannot take).
+    pub fn is_unknown(&self) -> bool {
+        *self == Capabilities::default()
+    }
+}
+
 /// One upstream provider as configured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProviderConfig {
@@ -116,6 +141,8 @@ pub struct ProviderConfig {
     pub timeouts: Timeouts,
     /// Extra request headers, in file order.
     pub headers: Vec<(String, String)>,
+    /// What the model can take; undeclared fields are unknown.
+    pub capabilities: Capabilities,
 }
 
 #[derive(Debug, Deserialize)]
@@ -138,6 +165,8 @@ struct RawProvider {
     timeout: Option<RawTimeouts>,
     #[serde(default)]
     headers: Option<OrderedMap<String>>,
+    #[serde(default)]
+    capabilities: Option<Capabilities>,
     #[serde(flatten)]
     unknown: BTreeMap<String, serde_yaml_ng::Value>,
 }

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use super::env::expand;
 use super::{
-    classifier_config, locate, strip_location, valid_id, AffinityConfig, Backend, ClassifierConfig,
-    Config, ConfigError, HealthConfig, MetricsConfig, ProviderConfig, RawConfig, RawProvider,
-    ServerConfig, Timeouts,
+    classifier_config, locate, strip_location, valid_id, AffinityConfig, Backend, Capabilities,
+    ClassifierConfig, Config, ConfigError, HealthConfig, MetricsConfig, ProviderConfig, RawConfig,
+    RawProvider, ServerConfig, Timeouts,
 };
 
 pub(super) struct Reader<'a> {
@@ -108,11 +108,19 @@ impl<'a> Reader<'a> {
             let inner = e.into_inner();
             let line = inner.location().map(|l| l.line());
             let message = strip_location(&inner.to_string());
-            // serde_yaml_ng may already start its message with the key path.
-            let message = message
-                .strip_prefix(&format!("{key}: "))
-                .map(str::to_owned)
-                .unwrap_or(message);
+            // serde_yaml_ng may already start its message with the key path (or, for an
+            // unknown field, with its parent's).
+            let message = match message.split_once(": ") {
+                Some((head, rest))
+                    if key == head
+                        || key
+                            .strip_prefix(head)
+                            .is_some_and(|r| r.starts_with(['.', '['])) =>
+                {
+                    rest.to_owned()
+                }
+                _ => message,
+            };
             ConfigError {
                 file: self.path.to_owned(),
                 line: line.or_else(|| locate::line_of(self.source, &key)),
@@ -239,6 +247,8 @@ impl<'a> Reader<'a> {
             ));
         }
         let timeouts = self.timeouts(&key("timeout"), p.timeout.unwrap_or_default())?;
+        let capabilities =
+            self.capabilities(&key("capabilities"), p.capabilities.unwrap_or_default())?;
         let mut headers = Vec::new();
         for (name, value) in p.headers.map(|h| h.0).unwrap_or_default() {
             let at = key(&format!("headers.{name}"));
@@ -266,6 +276,7 @@ impl<'a> Reader<'a> {
             pricing: p.pricing.unwrap_or_default(),
             timeouts,
             headers,
+            capabilities,
             id,
         };
         Ok((provider, !api_key.is_empty()))
@@ -308,6 +319,22 @@ impl<'a> Reader<'a> {
             first_byte: secs(t.first_byte_s, "first_byte_s", read.as_secs_f64())?,
             idle: secs(t.idle_s, "idle_s", read.as_secs_f64())?,
         })
+    }
+
+    /// A provider's capabilities: token counts are positive (an absent one is unknown).
+    fn capabilities(&self, key: &str, c: Capabilities) -> Result<Capabilities, ConfigError> {
+        for (field, value) in [
+            ("context_window", c.context_window),
+            ("max_output", c.max_output),
+        ] {
+            if value == Some(0) {
+                return Err(self.err(
+                    &format!("{key}.{field}"),
+                    "must be a positive number of tokens (leave it out when unknown)".into(),
+                ));
+            }
+        }
+        Ok(c)
     }
 
     /// Known provider ids, in order, without repeats.

@@ -208,3 +208,106 @@ fn affinity_is_on_by_default_bounded_and_validated() {
         assert!(err.message.contains(needle), "{src}: {err}");
     }
 }
+
+#[test]
+fn stock_providers_declare_their_capabilities() {
+    let cfg = load(STOCK, &[]).unwrap();
+    let caps = |id: &str| {
+        cfg.providers
+            .iter()
+            .find(|p| p.id == id)
+            .unwrap()
+            .capabilities
+    };
+    let c = |context_window, max_output, vision, tools, reasoning| Capabilities {
+        context_window: Some(context_window),
+        max_output: Some(max_output),
+        vision: Some(vision),
+        tools: Some(tools),
+        reasoning: Some(reasoning),
+    };
+    assert_eq!(caps("deepseek-chat"), c(128_000, 8192, false, true, false));
+    assert_eq!(
+        caps("deepseek-reasoner"),
+        c(128_000, 65_536, false, true, true)
+    );
+    assert_eq!(
+        caps("gemini-flash-lite"),
+        c(1_048_576, 65_536, true, true, true)
+    );
+    assert_eq!(caps("gemini-flash"), c(1_048_576, 65_536, true, true, true));
+    assert_eq!(
+        caps("openrouter-fallback"),
+        c(128_000, 8192, false, true, false)
+    );
+}
+
+#[test]
+fn capabilities_are_optional_field_by_field() {
+    let provider = |caps: &str| {
+        format!("providers:\n  a:\n    base_url: http://127.0.0.1:1\n    api_key: k\n    model: m\n{caps}")
+    };
+    let cfg = load(&provider(""), &[]).unwrap();
+    assert!(cfg.providers[0].capabilities.is_unknown());
+    let cfg = load(
+        &provider(
+            "    capabilities:\n      vision: false\n      context_window: 32k_is_not_a_number\n",
+        ),
+        &[],
+    );
+    assert!(cfg.is_err(), "a token count is an integer");
+    let cfg = load(
+        &provider("    capabilities: { vision: false, context_window: 32768 }\n"),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        cfg.providers[0].capabilities,
+        Capabilities {
+            context_window: Some(32768),
+            vision: Some(false),
+            ..Capabilities::default()
+        }
+    );
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+}
+
+#[test]
+fn capability_errors_name_the_key_and_line() {
+    let provider = |caps: &str| {
+        format!("providers:\n  a:\n    base_url: http://127.0.0.1:1\n    api_key: k\n    model: m\n    capabilities:\n{caps}")
+    };
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "      context_window: 0\n",
+            "providers.a.capabilities.context_window",
+            "positive",
+        ),
+        (
+            "      max_output: 0\n",
+            "providers.a.capabilities.max_output",
+            "positive",
+        ),
+        (
+            "      context_window: -5\n",
+            "providers.a.capabilities.context_window",
+            "expected u64",
+        ),
+        (
+            "      vison: false\n",
+            "providers.a.capabilities.vison",
+            "unknown field `vison`, expected one of",
+        ),
+        (
+            "      vision: sometimes\n",
+            "providers.a.capabilities.vision",
+            "invalid type",
+        ),
+    ];
+    for (caps, key, needle) in cases {
+        let err = load(&provider(caps), &[]).unwrap_err();
+        assert_eq!(&err.key, key, "{caps}: {err}");
+        assert_eq!(err.line, Some(7), "{caps}: {err}");
+        assert!(err.message.contains(needle), "{caps}: {err}");
+    }
+}

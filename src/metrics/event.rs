@@ -64,6 +64,18 @@ pub struct AttemptRecord {
     pub error: String,
 }
 
+impl AttemptRecord {
+    /// Whether the provider was tried and failed; `false` for one skipped because it cannot
+    /// take the request (`skipped: vision`, `skipped: tools`, `skipped: context`), which is
+    /// listed with the attempts but is no failure of the provider.
+    pub fn failed(&self) -> bool {
+        !matches!(
+            self.error.as_str(),
+            "skipped: vision" | "skipped: tools" | "skipped: context"
+        )
+    }
+}
+
 /// One client request: direct, routed, or failed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RequestEvent {
@@ -79,7 +91,7 @@ pub struct RequestEvent {
     pub layer: String,
     /// Rule name (`explicit-model`, `math-reasoning`, `no-match`, ...).
     pub rule: String,
-    /// Providers that failed before the answer, in the order tried.
+    /// Providers that failed (or were skipped) before the answer, in the order tried.
     pub attempts: Vec<AttemptRecord>,
     /// HTTP status returned to the client.
     pub status: u16,

@@ -167,7 +167,7 @@ impl Live {
                 p.ttfb.observe(t / 1e3);
             }
         }
-        for at in &ev.attempts {
+        for at in ev.attempts.iter().filter(|a| a.failed()) {
             self.provider_mut(&at.provider).attempt_failures += 1;
         }
         if !ev.lane.is_empty() {

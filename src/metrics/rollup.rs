@@ -362,7 +362,7 @@ impl BatchRollups {
             let kind = if ev.succeeded() { KIND_OK } else { KIND_FAILED };
             let group = group_key(kind, ev.provider.as_deref().unwrap_or(""), ev);
             r.add(ev.ts_ms, &group, |a| a.add_event(ev));
-            for at in &ev.attempts {
+            for at in ev.attempts.iter().filter(|a| a.failed()) {
                 let group = group_key(KIND_ATTEMPT, &at.provider, ev);
                 r.add(ev.ts_ms, &group, |a| a.requests += 1);
             }

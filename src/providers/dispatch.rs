@@ -6,6 +6,8 @@
 //! stream falls back only before its first event reaches the client; after that a failure
 //! ends the stream with an error event (see [`EventStream`]). How a provider's API is spoken
 //! is its [`Protocol`](super::protocol::Protocol)'s business, pass-through included.
+//! A provider that cannot take the request (images, tools, a prompt too long for it) is
+//! skipped with its reason recorded, unless every provider would be ([`super::capable`]).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,6 +18,7 @@ use http::header::CONTENT_TYPE;
 use http::{HeaderValue, StatusCode};
 use http_body_util::BodyExt;
 
+use super::capable::{self, Needs};
 use super::health::Admission;
 use super::native::Native;
 use super::protocol::{FailureKind, Protocol, UpstreamFailure};
@@ -25,7 +28,7 @@ use super::{Provider, UpstreamRequest};
 use crate::metrics::Usage;
 use crate::request::{ChatRequest, InvalidRequest};
 
-/// One provider tried and what went wrong.
+/// One provider tried and what went wrong, or skipped and why.
 #[derive(Debug, Clone)]
 pub struct Attempt {
     pub provider: Arc<str>,
@@ -57,7 +60,7 @@ pub enum Outcome {
 /// A provider's answer, as the client gets it.
 pub struct Reply {
     pub provider: Arc<Provider>,
-    /// The providers that failed before it.
+    /// The providers that failed, or were skipped as unable to take the request, before it.
     pub attempts: Vec<Attempt>,
     pub status: StatusCode,
     pub content_type: HeaderValue,
@@ -77,8 +80,10 @@ pub enum ReplyBody {
     Stream(EventStream),
 }
 
-/// Try `chain` in order for `req`. Providers whose circuit is open are skipped, unless every
-/// provider of the chain is open, in which case all are tried in order.
+/// Try `chain` in order for `req`. Providers that cannot take the request are skipped (an
+/// [`Attempt`] of kind [`FailureKind::Unfit`] each), unless all of them would be. Providers
+/// whose circuit is open are skipped, unless every provider left is open, in which case all
+/// are tried in order.
 pub async fn dispatch(chain: &[Arc<Provider>], req: &ChatRequest<'_>) -> Outcome {
     dispatch_with(chain, req, None).await
 }
@@ -91,11 +96,26 @@ pub async fn dispatch_with(
     req: &ChatRequest<'_>,
     native: Option<&Native<'_>>,
 ) -> Outcome {
+    let unfit = capable::unfit(chain, || Needs::of(req), |p| &p.config);
     let now = Instant::now();
-    let force = !chain.iter().any(|p| p.health.is_available(now));
+    let force = !chain
+        .iter()
+        .zip(&unfit)
+        .any(|(p, unfit)| unfit.is_none() && p.health.is_available(now));
     let mut attempts = Vec::new();
     let mut skipped = Vec::new();
-    for provider in chain {
+    for (provider, unfit) in chain.iter().zip(unfit) {
+        if let Some(unfit) = unfit {
+            tracing::debug!(provider = %provider.id, reason = unfit.as_str(), "provider cannot take the request; trying the next");
+            attempts.push(Attempt {
+                provider: Arc::clone(&provider.id),
+                kind: FailureKind::Unfit,
+                // Never asked: no status of its own.
+                status: 0,
+                error: unfit.reason().into(),
+            });
+            continue;
+        }
         let admission = if force {
             Admission::Allowed
         } else {
@@ -174,8 +194,9 @@ pub async fn dispatch_with(
             }
         }
     }
-    let tried = attempts.len();
-    let timed_out = attempts.iter().all(|a| a.kind == FailureKind::Timeout);
+    let failed = attempts.iter().filter(|a| a.kind != FailureKind::Unfit);
+    let tried = failed.clone().count();
+    let timed_out = failed.clone().all(|a| a.kind == FailureKind::Timeout);
     for id in skipped {
         attempts.push(Attempt {
             provider: id,

@@ -7,6 +7,7 @@
 //! [`protocol_for`] maps the config's backend to it.
 
 pub mod anthropic;
+pub mod capable;
 pub mod dispatch;
 pub mod gemini;
 pub mod health;

@@ -142,6 +142,9 @@ pub enum FailureKind {
     Stream,
     /// Not tried: the provider's circuit is open after repeated failures.
     Skipped,
+    /// Not tried: the provider cannot take the request (see [`super::capable`]). Not a
+    /// failure of the provider.
+    Unfit,
 }
 
 impl UpstreamFailure {

@@ -22,6 +22,10 @@ pub struct Providers {
     pub classifier_enabled: bool,
     /// The labels the classifier can answer (`llm_classifier.category_routing`'s keys).
     pub labels: Vec<String>,
+    /// What each defined provider can take (`capabilities`), by id.
+    pub capabilities: Vec<(String, crate::config::Capabilities)>,
+    /// `fallback_chain`: the providers tried after a route's own.
+    pub fallback_chain: Vec<String>,
 }
 
 impl Providers {
@@ -31,6 +35,12 @@ impl Providers {
             loaded: cfg.loaded_providers().map(|p| p.id.clone()).collect(),
             classifier_enabled: cfg.classifier.enabled,
             labels: cfg.classifier.labels().map(str::to_owned).collect(),
+            capabilities: cfg
+                .providers
+                .iter()
+                .map(|p| (p.id.clone(), p.capabilities))
+                .collect(),
+            fallback_chain: cfg.fallback_chain.clone(),
         }
     }
 
@@ -226,6 +236,7 @@ pub fn check(files: &[RulesFile], providers: &Providers, sources: &SourceMap) ->
 
     check_classifier(&col, providers, &set_spans, &mut out);
     check_lanes(files, &col, &set_spans, sources, &mut out, &mut used_sets);
+    super::capabilities::check(&col, &lintable, providers, &mut out);
 
     // Defaults.
     let mut defaults = files.iter().flat_map(|f| {

@@ -75,6 +75,12 @@ pub mod codes {
     pub const CLASSIFIER_DISABLED: &str = "W007";
     /// `label` compared with a string that no `category_routing` label produces.
     pub const UNKNOWN_LABEL: &str = "W008";
+    /// A rule that takes only requests with images (tools, a prompt of N tokens or more) and
+    /// routes only to providers declared unable to take them.
+    pub const TARGETS_CANNOT_TAKE: &str = "W009";
+    /// A route that may get images (tools) whose whole chain declares `vision: false`
+    /// (`tools: false`).
+    pub const CHAIN_LACKS_CAPABILITY: &str = "W010";
 }
 
 /// One finding about the rules.

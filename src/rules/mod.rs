@@ -22,6 +22,7 @@
 //!   and `""` everywhere else.
 
 pub mod ast;
+pub mod capabilities;
 pub mod check;
 pub mod compile;
 pub mod diag;

@@ -9,6 +9,7 @@ mod support;
 
 mod affinity;
 mod backends;
+mod capabilities;
 mod classifier;
 mod messages;
 mod metrics_cli;

@@ -355,6 +355,115 @@ fn explain_a_provider_id_as_model_is_direct() {
     assert_eq!(v["trace"], serde_json::json!([]));
 }
 
+/// The stock `explicit-chat` rule sends the `ds` alias to deepseek-chat, images or not: the
+/// explanation shows the text-only providers the dispatcher skips and the one it then uses.
+#[test]
+fn explain_shows_each_capability_skip_and_the_provider_used_after_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = loaded_config(tmp.path());
+    let body = br#"{"model":"ds","messages":[{"role":"user","content":[{"type":"text","text":"what is this?"},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo="}}]}]}"#;
+    let (code, out) = run(|o| {
+        route_explain_cmd(
+            &cfg,
+            &repo("rules"),
+            Format::Text,
+            body,
+            ExplainOptions::default(),
+            o,
+        )
+    });
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.starts_with(
+            "provider: gemini-flash\n\
+             chain:    deepseek-chat -> deepseek-reasoner -> gemini-flash -> openrouter-fallback\n\
+             skipped:  deepseek-chat (vision: the request has images; `vision: false`)\n          \
+             deepseek-reasoner (vision: the request has images; `vision: false`)\n          \
+             openrouter-fallback (vision: the request has images; `vision: false`)\n\
+             layer:    static\n\
+             rule:     explicit-chat\n"
+        ),
+        "{out}"
+    );
+
+    let (_, out) = run(|o| {
+        route_explain_cmd(
+            &cfg,
+            &repo("rules"),
+            Format::Json,
+            body,
+            ExplainOptions::default(),
+            o,
+        )
+    });
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["provider"], "gemini-flash");
+    assert_eq!(v["chain"][0], "deepseek-chat", "the chain is shown whole");
+    assert_eq!(
+        v["skipped"],
+        serde_json::json!([
+            {"provider": "deepseek-chat", "reason": "vision", "why": "the request has images; `vision: false`"},
+            {"provider": "deepseek-reasoner", "reason": "vision", "why": "the request has images; `vision: false`"},
+            {"provider": "openrouter-fallback", "reason": "vision", "why": "the request has images; `vision: false`"},
+        ])
+    );
+
+    // A prompt past DeepSeek's 128k window (with the 8000 tokens kept for the answer).
+    let long = serde_json::json!({"model": "ds", "messages": [{"role": "user", "content": "word ".repeat(100_000)}]});
+    let body = serde_json::to_vec(&long).unwrap();
+    let (_, out) = run(|o| {
+        route_explain_cmd(
+            &cfg,
+            &repo("rules"),
+            Format::Text,
+            &body,
+            ExplainOptions::default(),
+            o,
+        )
+    });
+    assert!(out.starts_with("provider: gemini-flash\n"), "{out}");
+    assert!(
+        out.contains("skipped:  deepseek-chat (context: about 125000 prompt tokens + 8000 for the answer > `context_window: 128000`)"),
+        "{out}"
+    );
+
+    // Too long for every provider: none is skipped, and the explanation says why.
+    let huge = serde_json::json!({"model": "ds", "messages": [{"role": "user", "content": "word ".repeat(850_000)}]});
+    let body = serde_json::to_vec(&huge).unwrap();
+    let (_, out) = run(|o| {
+        route_explain_cmd(
+            &cfg,
+            &repo("rules"),
+            Format::Text,
+            &body,
+            ExplainOptions::default(),
+            o,
+        )
+    });
+    assert!(out.starts_with("provider: deepseek-chat\n"), "{out}");
+    assert!(
+        out.contains("skipped:  none: no provider of the chain can take this request (deepseek-chat: context, deepseek-reasoner: context, gemini-flash: context, openrouter-fallback: context), so it is tried as it is\n"),
+        "{out}"
+    );
+
+    // A text request skips nothing.
+    let body = br#"{"model":"ds","messages":[{"role":"user","content":"hello"}]}"#;
+    let (_, out) = run(|o| {
+        route_explain_cmd(
+            &cfg,
+            &repo("rules"),
+            Format::Json,
+            body,
+            ExplainOptions::default(),
+            o,
+        )
+    });
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["provider"], "deepseek-chat");
+    assert_eq!(v["skipped"], serde_json::json!([]));
+    assert_eq!(v["skip_note"], serde_json::Value::Null);
+}
+
 #[test]
 fn explain_rejects_a_broken_request_with_exit_2() {
     let tmp = tempfile::tempdir().unwrap();

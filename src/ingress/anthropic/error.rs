@@ -34,8 +34,12 @@ pub fn error_type(status: u16) -> &'static str {
 /// or every circuit is open (try again later), else an internal error. No provider loaded is
 /// an internal error too: ClawGate's configuration, not the client's request.
 pub fn all_failed_status(attempts: &[Attempt]) -> u16 {
+    // Circuits skipped and providers that could not take the request were never asked.
+    let unfit = |a: &&Attempt| a.kind == FailureKind::Unfit;
+    let attempts: Vec<&Attempt> = attempts.iter().filter(|a| !unfit(a)).collect();
     let tried: Vec<&Attempt> = attempts
         .iter()
+        .copied()
         .filter(|a| a.kind != FailureKind::Skipped)
         .collect();
     if attempts.is_empty() {
