@@ -19,6 +19,7 @@ use crate::ingress::error::ApiError;
 use crate::ingress::openai_chat;
 use crate::metrics::{usage, AttemptRecord, RequestEvent};
 use crate::providers::dispatch::{dispatch, Attempt, Outcome, Reply, ReplyBody};
+use crate::providers::Provider;
 use crate::router::{Decision, NoTrace, RouteView, Routed, Router};
 use crate::state::{AppState, Snapshot};
 
@@ -30,6 +31,55 @@ pub const LABEL: HeaderName = HeaderName::from_static("x-clawgate-label");
 /// Sticky routing: `hit`, `miss`, `switch` or `off` (see [`crate::affinity::Affinity`]).
 pub const AFFINITY: HeaderName = HeaderName::from_static("x-clawgate-affinity");
 pub const LANE: HeaderName = HeaderName::from_static("x-clawgate-lane");
+
+/// The routing decision in the request's metrics event.
+pub(super) fn record_route(event: &mut RequestEvent, routed: &Routed) {
+    event.lane = routed.lane.to_string();
+    event.layer = routed.decision.layer.as_str().to_owned();
+    event.rule = routed.decision.rule.to_string();
+}
+
+/// The routing part of an answer, whatever its client API: the `X-ClawGate-*` headers
+/// (provider, layer, rule, lane, affinity, label, attempts) and the event's provider, attempts
+/// and affinity. Returns what remembers the conversation's provider for sticky routing: call
+/// it once the answer is complete and good (at once for a whole answer, at a stream's
+/// successful end), so the provider that actually answered, after any fallback, is kept.
+pub(super) fn routing_answer(
+    state: &AppState,
+    event: &mut RequestEvent,
+    out: &mut HeaderMap,
+    routed: &Routed,
+    provider: &Arc<Provider>,
+    attempts: &[Attempt],
+    status: StatusCode,
+) -> Option<impl FnOnce() + Send + 'static> {
+    let decision = &routed.decision;
+    out.insert(PROVIDER, header_value(&provider.id));
+    out.insert(LAYER, HeaderValue::from_static(decision.layer.as_str()));
+    out.insert(RULE, header_value(&decision.rule));
+    out.insert(LANE, header_value(&routed.lane));
+    if let Some(label) = routed.label() {
+        out.insert(LABEL, header_value(label));
+    }
+    if !attempts.is_empty() {
+        let mut tried: Vec<&str> = attempts.iter().map(|a| &*a.provider).collect();
+        tried.push(&provider.id);
+        out.insert(ATTEMPTS, header_value(&tried.join(",")));
+    }
+    let (affinity, remember) = crate::affinity::after_answer(
+        &state.affinity,
+        routed.conversation.clone(),
+        &provider.id,
+        &decision.rule,
+        status.is_success(),
+    );
+    out.insert(AFFINITY, HeaderValue::from_static(affinity.as_str()));
+    event.affinity = affinity.as_str().to_owned();
+    event.provider = Some(provider.id.to_string());
+    event.upstream_model = Some(provider.config.model.clone());
+    event.attempts = attempt_records(attempts);
+    remember
+}
 
 /// Read the body, refusing more than `limit` bytes.
 pub async fn read_body<S, B, E>(
@@ -173,14 +223,10 @@ async fn complete(
     event.stream = req.stream;
     let snapshot = state.snapshot.load_full();
     let routed = route(state, &snapshot, inbound.view(headers)).await;
-    let label = routed.label().cloned();
-    let (lane, conversation) = (routed.lane, routed.conversation);
-    event.lane = lane.to_string();
-    let decision = routed.decision;
+    record_route(event, &routed);
+    let decision = &routed.decision;
     let layer = decision.layer.as_str();
-    event.layer = layer.to_owned();
-    event.rule = decision.rule.to_string();
-    let chain = snapshot.providers.chain(&decision);
+    let chain = snapshot.providers.chain(decision);
     let reply = match dispatch(&chain, req).await {
         Outcome::Answered(reply) => reply,
         Outcome::Invalid { provider, error } => {
@@ -191,7 +237,7 @@ async fn complete(
         }
         Outcome::Failed { status, attempts } => {
             event.attempts = attempt_records(&attempts);
-            return Err(all_failed(&snapshot, status, &attempts, &decision));
+            return Err(all_failed(&snapshot, status, &attempts, decision));
         }
     };
     let Reply {
@@ -215,32 +261,9 @@ async fn complete(
         fallbacks = attempts.len(),
         "routed"
     );
-    out.insert(PROVIDER, header_value(&provider.id));
-    out.insert(LAYER, HeaderValue::from_static(layer));
-    out.insert(RULE, header_value(&decision.rule));
-    if let Some(label) = &label {
-        out.insert(LABEL, header_value(label));
-    }
-    if !attempts.is_empty() {
-        let mut tried: Vec<&str> = attempts.iter().map(|a| &*a.provider).collect();
-        tried.push(&provider.id);
-        out.insert(ATTEMPTS, header_value(&tried.join(",")));
-    }
-    // Remembered once the answer is whole and good: the provider that actually answered
-    // (after any fallback) and the rule that decided.
-    let (affinity, remember) = crate::affinity::after_answer(
-        &state.affinity,
-        conversation,
-        &provider.id,
-        &decision.rule,
-        status.is_success(),
+    let remember = routing_answer(
+        state, event, &mut out, &routed, &provider, &attempts, status,
     );
-    out.insert(AFFINITY, HeaderValue::from_static(affinity.as_str()));
-    out.insert(LANE, header_value(&lane));
-    event.affinity = affinity.as_str().to_owned();
-    event.provider = Some(provider.id.to_string());
-    event.upstream_model = Some(provider.config.model.clone());
-    event.attempts = attempt_records(&attempts);
     event.status = status.as_u16();
     let mut event = std::mem::take(event);
     let pricing = provider.config.pricing;

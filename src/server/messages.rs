@@ -12,10 +12,7 @@ use bytes::Bytes;
 use http::header::{HeaderMap, HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use http::{Response, StatusCode};
 
-use super::chat::{
-    all_failed, attempt_records, header_value, route, AFFINITY, ATTEMPTS, LABEL, LANE, LAYER,
-    PROVIDER, RULE,
-};
+use super::chat::{all_failed, attempt_records, record_route, route, routing_answer};
 use super::observe::ObservedStream;
 use super::{full, streamed, ResponseBody};
 use crate::ingress::anthropic::{self, error as anthropic_error, response, stream};
@@ -98,14 +95,10 @@ async fn complete(
     event.stream = translated.stream;
     let snapshot = state.snapshot.load_full();
     let routed = route(state, &snapshot, inbound.view(headers)).await;
-    let label = routed.label().cloned();
-    let (lane, conversation) = (routed.lane, routed.conversation);
-    event.lane = lane.to_string();
-    let decision = routed.decision;
+    record_route(event, &routed);
+    let decision = &routed.decision;
     let layer = decision.layer.as_str();
-    event.layer = layer.to_owned();
-    event.rule = decision.rule.to_string();
-    let chain = snapshot.providers.chain(&decision);
+    let chain = snapshot.providers.chain(decision);
     let native = anthropic::native(headers, body, &translated);
     let reply = match dispatch_with(&chain, req, Some(&native)).await {
         Outcome::Answered(reply) => reply,
@@ -117,7 +110,7 @@ async fn complete(
         }
         Outcome::Failed { status, attempts } => {
             event.attempts = attempt_records(&attempts);
-            let mut e = all_failed(&snapshot, status, &attempts, &decision);
+            let mut e = all_failed(&snapshot, status, &attempts, decision);
             let status = anthropic_error::all_failed_status(&attempts);
             e.status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return Err(e);
@@ -145,32 +138,9 @@ async fn complete(
         "routed"
     );
     let mut out = HeaderMap::with_capacity(8);
-    out.insert(PROVIDER, header_value(&provider.id));
-    out.insert(LAYER, HeaderValue::from_static(layer));
-    out.insert(RULE, header_value(&decision.rule));
-    if let Some(label) = &label {
-        out.insert(LABEL, header_value(label));
-    }
-    if !attempts.is_empty() {
-        let mut tried: Vec<&str> = attempts.iter().map(|a| &*a.provider).collect();
-        tried.push(&provider.id);
-        out.insert(ATTEMPTS, header_value(&tried.join(",")));
-    }
-    // Remembered once the answer is whole and good: the provider that actually answered
-    // (after any fallback) and the rule that decided.
-    let (affinity, remember) = crate::affinity::after_answer(
-        &state.affinity,
-        conversation,
-        &provider.id,
-        &decision.rule,
-        status.is_success(),
+    let remember = routing_answer(
+        state, event, &mut out, &routed, &provider, &attempts, status,
     );
-    out.insert(AFFINITY, HeaderValue::from_static(affinity.as_str()));
-    out.insert(LANE, header_value(&lane));
-    event.affinity = affinity.as_str().to_owned();
-    event.provider = Some(provider.id.to_string());
-    event.upstream_model = Some(provider.config.model.clone());
-    event.attempts = attempt_records(&attempts);
     let pricing = provider.config.pricing;
     let (status, content_type, whole) = match reply_body {
         ReplyBody::Complete { body: b, usage } => {
