@@ -75,8 +75,11 @@ class Mock:
     """An OpenAI-compatible upstream. `script` holds behaviours for the next requests:
     ("answer", text), ("tools", [(name, args), ...]), ("status", code, body), ("cut", n_events)."""
 
-    def __init__(self, name):
+    def __init__(self, name, responder=None):
         self.name = name
+        # `responder(body)`: the behaviour for a request by its content (an agent's side calls
+        # come in no fixed order); `None` falls back to the script.
+        self.responder = responder
         self.script = queue.Queue()
         self.received = []
         mock = self
@@ -91,10 +94,12 @@ class Mock:
                 length = int(self.headers.get("content-length", "0"))
                 body = json.loads(self.rfile.read(length) or b"null")
                 mock.received.append({"path": self.path, "headers": dict(self.headers), "body": body})
-                try:
-                    behavior = mock.script.get_nowait()
-                except queue.Empty:
-                    behavior = ("answer", f"Hello from {mock.name}")
+                behavior = mock.responder(body) if mock.responder else None
+                if behavior is None:
+                    try:
+                        behavior = mock.script.get_nowait()
+                    except queue.Empty:
+                        behavior = ("answer", f"Hello from {mock.name}")
                 model = body.get("model", "unknown")
                 stream = bool(body.get("stream"))
                 usage = bool((body.get("stream_options") or {}).get("include_usage"))

@@ -171,9 +171,12 @@ def anthropic_stream(ans, model):
 class NativeMock:
     """`kind` is "gemini" or "anthropic"."""
 
-    def __init__(self, kind, name):
+    def __init__(self, kind, name, responder=None):
         self.kind = kind
         self.name = name
+        # `responder(body)`: the reply for a request by its content (an agent's side calls come
+        # in no fixed order); `None` falls back to the script.
+        self.responder = responder
         self.script = queue.Queue()
         self.received = []
         mock = self
@@ -192,10 +195,12 @@ class NativeMock:
                 body = json.loads(self.rfile.read(length) or b"null")
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 mock.received.append({"path": self.path, "headers": headers, "body": body})
-                try:
-                    reply = mock.script.get_nowait()
-                except queue.Empty:
-                    reply = Answer(text=(f"Hello from {mock.name}",))
+                reply = mock.responder(body) if mock.responder else None
+                if reply is None:
+                    try:
+                        reply = mock.script.get_nowait()
+                    except queue.Empty:
+                        reply = Answer(text=(f"Hello from {mock.name}",))
                 if isinstance(reply, Raw):
                     return self.send_bytes(reply.status, reply.content_type, reply.data())
                 if mock.kind == "gemini":
