@@ -523,3 +523,44 @@ fn import_config_exits_2_on_a_file_without_routing_sections() {
         "{out}"
     );
 }
+
+/// `--previous` routes as a follow-up turn whose conversation the server remembers: the
+/// stock `sticky` rule keeps it on its provider, and explain names the conversation.
+#[test]
+fn explain_with_previous_shows_the_conversation_staying_on_its_provider() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = loaded_config(tmp.path());
+    let body = br#"{"model":"auto","messages":[
+        {"role":"user","content":"[Fri 2026-12-04 23:20 UTC] Rename the config loader and update its callers\n\nRuntime: agent=main | session=agent:main:main | sessionId=abc | shell=bash"},
+        {"role":"assistant","content":"Done."},
+        {"role":"user","content":"[Fri 2026-12-04 23:25 UTC] thanks!"}]}"#;
+    let (_, first) = run(|o| {
+        route_explain_cmd(
+            &cfg,
+            &repo("rules"),
+            Format::Text,
+            body,
+            ExplainOptions::default(),
+            o,
+        )
+    });
+    assert!(first.contains("rule:     simple-query\n"), "{first}");
+    assert!(
+        first.contains(" from runtime, no previous decision"),
+        "{first}"
+    );
+    let options = ExplainOptions {
+        previous: ExplainOptions::parse_previous("deepseek-chat:default"),
+        ..ExplainOptions::default()
+    };
+    let (code, out) =
+        run(|o| route_explain_cmd(&cfg, &repo("rules"), Format::Text, body, options.clone(), o));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("provider: deepseek-chat\n"), "{out}");
+    assert!(out.contains("rule:     sticky\n"), "{out}");
+    assert!(
+        out.contains(" from runtime, previous deepseek-chat (rule default)"),
+        "{out}"
+    );
+    assert!(out.contains("last_user \"thanks!\""), "{out}");
+}
