@@ -66,6 +66,8 @@ pub struct AppState {
     /// Sticky routing's memory of conversations (kept across reloads; bounds from
     /// `affinity` in the config, adjusted on reload).
     pub affinity: Arc<crate::affinity::Store>,
+    /// Stored OpenAI Responses (`previous_response_id`, `GET /v1/responses/{id}`).
+    pub responses: Arc<crate::ingress::responses::Store>,
 }
 
 impl AppState {
@@ -79,6 +81,7 @@ impl AppState {
             started_at: SystemTime::now(),
             reloader: std::sync::OnceLock::new(),
             classifier: crate::classifier::Classifier::new(),
+            responses: Arc::default(),
         })
     }
 }

@@ -16,6 +16,7 @@
 pub mod anthropic;
 pub mod error;
 pub mod openai_chat;
+pub mod responses;
 
 use http::HeaderMap;
 
@@ -31,6 +32,8 @@ pub enum Api {
     AnthropicMessages,
     /// `POST /v1/messages/count_tokens`.
     AnthropicCountTokens,
+    /// `POST /v1/responses` (OpenAI Responses).
+    OpenAiResponses,
 }
 
 impl Api {
@@ -40,6 +43,7 @@ impl Api {
             Api::OpenAiChat => "openai-chat",
             Api::AnthropicMessages => "anthropic-messages",
             Api::AnthropicCountTokens => "anthropic-count-tokens",
+            Api::OpenAiResponses => "openai-responses",
         }
     }
 
@@ -48,6 +52,9 @@ impl Api {
         match self {
             Api::OpenAiChat => "chat completions take POST",
             Api::AnthropicMessages | Api::AnthropicCountTokens => "messages take POST",
+            Api::OpenAiResponses => {
+                "responses take POST; GET /v1/responses/{id} reads a stored one"
+            }
         }
     }
 }
@@ -58,6 +65,8 @@ const PATHS: &[(&str, Api)] = &[
     ("/chat/completions", Api::OpenAiChat),
     ("/v1/messages", Api::AnthropicMessages),
     ("/v1/messages/count_tokens", Api::AnthropicCountTokens),
+    ("/v1/responses", Api::OpenAiResponses),
+    ("/responses", Api::OpenAiResponses),
 ];
 
 /// The API a request path belongs to, if any.
@@ -78,9 +87,10 @@ impl<'a> Inbound<'a> {
     pub fn view<'s>(&'s self, headers: &'s HeaderMap) -> RouteView<'s> {
         match self.api {
             // Anthropic requests are routed on their hub translation: one rule file for all.
-            Api::OpenAiChat | Api::AnthropicMessages | Api::AnthropicCountTokens => {
-                RouteView::chat(&self.request, headers)
-            }
+            Api::OpenAiChat
+            | Api::AnthropicMessages
+            | Api::AnthropicCountTokens
+            | Api::OpenAiResponses => RouteView::chat(&self.request, headers),
         }
     }
 }
@@ -98,7 +108,14 @@ mod tests {
             api_for_path("/v1/messages/count_tokens"),
             Some(Api::AnthropicCountTokens)
         );
-        for other in ["/v1/models", "/v1/chat/completions/", "/health", "/"] {
+        assert_eq!(api_for_path("/v1/responses"), Some(Api::OpenAiResponses));
+        for other in [
+            "/v1/responses/resp_1",
+            "/v1/models",
+            "/v1/chat/completions/",
+            "/health",
+            "/",
+        ] {
             assert_eq!(api_for_path(other), None, "{other}");
         }
     }

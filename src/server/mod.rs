@@ -7,6 +7,7 @@ pub mod chat;
 mod info;
 pub mod messages;
 mod observe;
+pub mod responses;
 mod trim;
 
 use std::convert::Infallible;
@@ -120,6 +121,27 @@ pub fn routes(
         .and(warp::get())
         .map(info::dashboard);
 
+    // A stored OpenAI response: read (GET) or forgotten (DELETE).
+    let stored_response = warp::path!("v1" / "responses" / String)
+        .and(
+            warp::get()
+                .map(|| false)
+                .or(warp::delete().map(|| true))
+                .unify(),
+        )
+        .and(with_state.clone())
+        .and(warp::header::headers_cloned())
+        .map(
+            |id: String, delete: bool, state: Arc<AppState>, headers: http::HeaderMap| {
+                let resp = if delete {
+                    responses::delete(&state, &headers, &id)
+                } else {
+                    responses::get(&state, &headers, &id)
+                };
+                warp::reply::Reply::into_response(resp)
+            },
+        );
+
     let health = warp::path!("health")
         .and(warp::get())
         .and(with_state)
@@ -137,6 +159,8 @@ pub fn routes(
         .or(prometheus)
         .unify()
         .or(dashboard)
+        .unify()
+        .or(stored_response)
         .unify()
         .recover(|rejection: warp::Rejection| async move {
             Ok::<_, Infallible>(rejection_response(&rejection))
@@ -516,13 +540,14 @@ async fn client_api(
         Api::OpenAiChat => Box::pin(chat::handle(state, headers, body)).await,
         Api::AnthropicMessages => Box::pin(messages::handle(state, headers, body)).await,
         Api::AnthropicCountTokens => messages::count_tokens(headers, body).await,
+        Api::OpenAiResponses => Box::pin(responses::handle(state, headers, body)).await,
     }
 }
 
 /// ClawGate's own error in `api`'s shape.
 fn error_response(api: Api, e: &ApiError) -> http::Response<ResponseBody> {
     match api {
-        Api::OpenAiChat => e.clone().into_response().map(full),
+        Api::OpenAiChat | Api::OpenAiResponses => e.clone().into_response().map(full),
         Api::AnthropicMessages | Api::AnthropicCountTokens => messages::error_response(e),
     }
 }
@@ -532,6 +557,7 @@ fn error_response(api: Api, e: &ApiError) -> http::Response<ResponseBody> {
 fn rejected(state: &AppState, api: Api, e: &ApiError) -> http::Response<ResponseBody> {
     match api {
         Api::AnthropicMessages => messages::reject(state, e),
+        Api::OpenAiResponses => responses::reject(state, e),
         _ => error_response(api, e),
     }
 }

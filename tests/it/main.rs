@@ -19,6 +19,7 @@ mod metrics_stats;
 mod metrics_store;
 mod proxy;
 mod reload;
+mod responses;
 mod routing_corpus;
 mod rules_cmd;
 mod rules_diagnostics;
