@@ -15,6 +15,7 @@
 
 pub mod anthropic;
 pub mod error;
+pub mod gemini;
 pub mod openai_chat;
 
 use http::HeaderMap;
@@ -31,6 +32,8 @@ pub enum Api {
     AnthropicMessages,
     /// `POST /v1/messages/count_tokens`.
     AnthropicCountTokens,
+    /// `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent`.
+    Gemini,
 }
 
 impl Api {
@@ -40,6 +43,7 @@ impl Api {
             Api::OpenAiChat => "openai-chat",
             Api::AnthropicMessages => "anthropic-messages",
             Api::AnthropicCountTokens => "anthropic-count-tokens",
+            Api::Gemini => "gemini",
         }
     }
 
@@ -48,6 +52,7 @@ impl Api {
         match self {
             Api::OpenAiChat => "chat completions take POST",
             Api::AnthropicMessages | Api::AnthropicCountTokens => "messages take POST",
+            Api::Gemini => "generateContent takes POST",
         }
     }
 }
@@ -60,9 +65,14 @@ const PATHS: &[(&str, Api)] = &[
     ("/v1/messages/count_tokens", Api::AnthropicCountTokens),
 ];
 
-/// The API a request path belongs to, if any.
+/// The API a request path belongs to, if any (Gemini's paths carry the model:
+/// [`gemini::target`]).
 pub fn api_for_path(path: &str) -> Option<Api> {
-    PATHS.iter().find(|(p, _)| *p == path).map(|&(_, api)| api)
+    PATHS
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map(|&(_, api)| api)
+        .or_else(|| gemini::target(path).map(|_| Api::Gemini))
 }
 
 /// A client's request, parsed once by its ingress.
@@ -78,7 +88,7 @@ impl<'a> Inbound<'a> {
     pub fn view<'s>(&'s self, headers: &'s HeaderMap) -> RouteView<'s> {
         match self.api {
             // Anthropic requests are routed on their hub translation: one rule file for all.
-            Api::OpenAiChat | Api::AnthropicMessages | Api::AnthropicCountTokens => {
+            Api::OpenAiChat | Api::AnthropicMessages | Api::AnthropicCountTokens | Api::Gemini => {
                 RouteView::chat(&self.request, headers)
             }
         }
@@ -97,6 +107,10 @@ mod tests {
         assert_eq!(
             api_for_path("/v1/messages/count_tokens"),
             Some(Api::AnthropicCountTokens)
+        );
+        assert_eq!(
+            api_for_path("/v1beta/models/auto:streamGenerateContent"),
+            Some(Api::Gemini)
         );
         for other in ["/v1/models", "/v1/chat/completions/", "/health", "/"] {
             assert_eq!(api_for_path(other), None, "{other}");

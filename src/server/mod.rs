@@ -4,6 +4,7 @@
 //! health, stats, dashboard, admin).
 
 pub mod chat;
+pub mod gemini;
 mod info;
 pub mod messages;
 mod observe;
@@ -498,7 +499,11 @@ async fn client_api(
 ) -> http::Response<ResponseBody> {
     let (parts, body) = req.into_parts();
     let headers = parts.headers;
-    if let Err(e) = chat::authorize(&state, &headers) {
+    let authorized = match api {
+        Api::Gemini => gemini::authorize(&state, &parts.uri, &headers),
+        _ => chat::authorize(&state, &headers),
+    };
+    if let Err(e) = authorized {
         return error_response(api, &e);
     }
     let frames = http_body_util::BodyStream::new(body)
@@ -516,6 +521,7 @@ async fn client_api(
         Api::OpenAiChat => Box::pin(chat::handle(state, headers, body)).await,
         Api::AnthropicMessages => Box::pin(messages::handle(state, headers, body)).await,
         Api::AnthropicCountTokens => messages::count_tokens(headers, body).await,
+        Api::Gemini => Box::pin(gemini::handle(state, parts.uri, headers, body)).await,
     }
 }
 
@@ -524,6 +530,7 @@ fn error_response(api: Api, e: &ApiError) -> http::Response<ResponseBody> {
     match api {
         Api::OpenAiChat => e.clone().into_response().map(full),
         Api::AnthropicMessages | Api::AnthropicCountTokens => messages::error_response(e),
+        Api::Gemini => gemini::error_response(e),
     }
 }
 
@@ -532,6 +539,7 @@ fn error_response(api: Api, e: &ApiError) -> http::Response<ResponseBody> {
 fn rejected(state: &AppState, api: Api, e: &ApiError) -> http::Response<ResponseBody> {
     match api {
         Api::AnthropicMessages => messages::reject(state, e),
+        Api::Gemini => gemini::reject(state, e),
         _ => error_response(api, e),
     }
 }
