@@ -463,12 +463,14 @@ fn generation_config(
             hub.insert("response_format".into(), json!({ "type": "json_object" }));
         }
         (Some("text/plain") | None, None) => {}
-        (Some(other), _) => return Err(invalid(
-            format!(
+        (Some(other), _) => {
+            return Err(invalid(
+                format!(
                 "responseMimeType {other:?} is not supported; use text/plain or application/json"
             ),
-            "generationConfig.responseMimeType",
-        )),
+                "generationConfig.responseMimeType",
+            ))
+        }
     }
     if let Some(thinking) = field(config, "thinkingConfig", "thinking_config") {
         let level = field(thinking, "thinkingLevel", "thinking_level")
