@@ -34,6 +34,8 @@ pub enum Api {
     AnthropicCountTokens,
     /// `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent`.
     Gemini,
+    /// `POST /v1/embeddings`.
+    Embeddings,
 }
 
 impl Api {
@@ -44,6 +46,7 @@ impl Api {
             Api::AnthropicMessages => "anthropic-messages",
             Api::AnthropicCountTokens => "anthropic-count-tokens",
             Api::Gemini => "gemini",
+            Api::Embeddings => "openai-embeddings",
         }
     }
 
@@ -53,6 +56,7 @@ impl Api {
             Api::OpenAiChat => "chat completions take POST",
             Api::AnthropicMessages | Api::AnthropicCountTokens => "messages take POST",
             Api::Gemini => "generateContent takes POST",
+            Api::Embeddings => "embeddings take POST",
         }
     }
 }
@@ -63,6 +67,8 @@ const PATHS: &[(&str, Api)] = &[
     ("/chat/completions", Api::OpenAiChat),
     ("/v1/messages", Api::AnthropicMessages),
     ("/v1/messages/count_tokens", Api::AnthropicCountTokens),
+    ("/v1/embeddings", Api::Embeddings),
+    ("/embeddings", Api::Embeddings),
 ];
 
 /// The API a request path belongs to, if any (Gemini's paths carry the model:
@@ -88,9 +94,11 @@ impl<'a> Inbound<'a> {
     pub fn view<'s>(&'s self, headers: &'s HeaderMap) -> RouteView<'s> {
         match self.api {
             // Anthropic requests are routed on their hub translation: one rule file for all.
-            Api::OpenAiChat | Api::AnthropicMessages | Api::AnthropicCountTokens | Api::Gemini => {
-                RouteView::chat(&self.request, headers)
-            }
+            Api::OpenAiChat
+            | Api::AnthropicMessages
+            | Api::AnthropicCountTokens
+            | Api::Gemini
+            | Api::Embeddings => RouteView::chat(&self.request, headers),
         }
     }
 }

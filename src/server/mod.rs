@@ -4,6 +4,7 @@
 //! health, stats, dashboard, admin).
 
 pub mod chat;
+pub mod embeddings;
 pub mod gemini;
 mod info;
 pub mod messages;
@@ -522,13 +523,14 @@ async fn client_api(
         Api::AnthropicMessages => Box::pin(messages::handle(state, headers, body)).await,
         Api::AnthropicCountTokens => messages::count_tokens(headers, body).await,
         Api::Gemini => Box::pin(gemini::handle(state, parts.uri, headers, body)).await,
+        Api::Embeddings => Box::pin(embeddings::handle(state, headers, body)).await,
     }
 }
 
 /// ClawGate's own error in `api`'s shape.
 fn error_response(api: Api, e: &ApiError) -> http::Response<ResponseBody> {
     match api {
-        Api::OpenAiChat => e.clone().into_response().map(full),
+        Api::OpenAiChat | Api::Embeddings => e.clone().into_response().map(full),
         Api::AnthropicMessages | Api::AnthropicCountTokens => messages::error_response(e),
         Api::Gemini => gemini::error_response(e),
     }

@@ -11,6 +11,7 @@ mod affinity;
 mod backends;
 mod capabilities;
 mod classifier;
+mod embeddings;
 mod gemini_ingress;
 mod messages;
 mod metrics_cli;
