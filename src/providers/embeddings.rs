@@ -273,7 +273,9 @@ async fn exchange(provider: &Provider, req: &EmbedRequest) -> Result<Exchanged, 
         match provider.config.backend {
             Backend::GoogleGenai => {
                 let model = provider.config.embedding_model.as_deref().unwrap_or("");
-                let (out, usage) = from_gemini(&body, model, req.chars)?;
+                let base64 =
+                    req.body.get("encoding_format").and_then(Value::as_str) == Some("base64");
+                let (out, usage) = from_gemini(&body, model, req.chars, base64)?;
                 Ok(Exchanged::Answer(out, usage))
             }
             _ => {
@@ -301,6 +303,32 @@ pub fn openai_error(message: &str) -> Bytes {
     Bytes::from(body.to_string())
 }
 
+/// A vector as OpenAI's `encoding_format: "base64"` gives it: little-endian `f32`s, base64.
+fn as_base64(values: &Value) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes: Vec<u8> = values
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|v| (v.as_f64().unwrap_or(0.0) as f32).to_le_bytes())
+        .collect();
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 /// The usage of an OpenAI embeddings list (`Some(None)`: a list without usage; `None`: not
 /// a list).
 fn openai_usage(body: &[u8]) -> Option<Option<Usage>> {
@@ -314,7 +342,12 @@ fn openai_usage(body: &[u8]) -> Option<Option<Usage>> {
 }
 
 /// `batchEmbedContents`' answer as OpenAI's embeddings list.
-fn from_gemini(body: &[u8], model: &str, chars: usize) -> Result<(Bytes, Usage), UpstreamFailure> {
+fn from_gemini(
+    body: &[u8],
+    model: &str,
+    chars: usize,
+    base64: bool,
+) -> Result<(Bytes, Usage), UpstreamFailure> {
     let v: Value = serde_json::from_slice(body).map_err(|e| {
         UpstreamFailure::of(FailureKind::Malformed, format!("Gemini embeddings: {e}"))
     })?;
@@ -324,7 +357,14 @@ fn from_gemini(body: &[u8], model: &str, chars: usize) -> Result<(Bytes, Usage),
     let data: Vec<Value> = list
         .iter()
         .enumerate()
-        .map(|(i, e)| json!({ "object": "embedding", "embedding": e["values"], "index": i }))
+        .map(|(i, e)| {
+            let values = if base64 {
+                Value::String(as_base64(&e["values"]))
+            } else {
+                e["values"].clone()
+            };
+            json!({ "object": "embedding", "embedding": values, "index": i })
+        })
         .collect();
     let mut usage = usage::estimate(chars, 0);
     usage.completion = 0;
@@ -362,6 +402,7 @@ mod tests {
             br#"{"embeddings":[{"values":[0.1,0.2]},{"values":[0.3,0.4]}]}"#,
             "text-embedding-004",
             40,
+            false,
         )
         .unwrap();
         let v: Value = serde_json::from_slice(&out).unwrap();
@@ -372,6 +413,8 @@ mod tests {
         );
         assert_eq!(v["model"], "text-embedding-004");
         assert_eq!(usage.prompt, 10);
+        // 1.0f32 = 00 00 80 3f; 2.0f32 = 00 00 00 40.
+        assert_eq!(as_base64(&json!([1.0, 2.0])), "AACAPwAAAEA=");
         assert_eq!(v["usage"]["prompt_tokens"], 10);
     }
 }
