@@ -6,11 +6,12 @@
 //! the dispatcher brings (an OpenAI chat answer, whole or as SSE events) and ClawGate's own
 //! errors into that API's body, events and error envelope.
 //!
-//! Two APIs are served. OpenAI chat completions ([`openai_chat`]) is the hub's own: its
+//! Three chat APIs are served (and OpenAI's embeddings, [`Api::Embeddings`], outside the
+//! route stage). OpenAI chat completions ([`openai_chat`]) is the hub's own: its
 //! answers are what the backends produce, so its way back is the identity and its error
 //! envelope is [`error::ApiError`]'s. Anthropic Messages ([`anthropic`]) is translated into
 //! the hub's form and its answers back, except where a provider speaks it too, which gets the
-//! client's own body. [`api_for_path`] is the one list of the paths each API answers on; the
+//! client's own body; Gemini's `generateContent` ([`gemini`]) likewise. [`api_for_path`] is the one list of the paths each API answers on; the
 //! connection loop serves them and refuses other methods there.
 
 pub mod anthropic;
