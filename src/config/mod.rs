@@ -143,6 +143,8 @@ pub struct ProviderConfig {
     pub headers: Vec<(String, String)>,
     /// What the model can take; undeclared fields are unknown.
     pub capabilities: Capabilities,
+    /// The provider's embeddings model (`POST /v1/embeddings`); `None`: it serves none.
+    pub embedding_model: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -167,6 +169,8 @@ struct RawProvider {
     headers: Option<OrderedMap<String>>,
     #[serde(default)]
     capabilities: Option<Capabilities>,
+    #[serde(default)]
+    embedding_model: Option<String>,
     #[serde(flatten)]
     unknown: BTreeMap<String, serde_yaml_ng::Value>,
 }

@@ -277,6 +277,11 @@ impl<'a> Reader<'a> {
             timeouts,
             headers,
             capabilities,
+            embedding_model: p
+                .embedding_model
+                .as_deref()
+                .map(|m| self.x(m).trim().to_owned())
+                .filter(|m| !m.is_empty()),
             id,
         };
         Ok((provider, !api_key.is_empty()))

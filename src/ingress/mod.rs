@@ -6,15 +6,17 @@
 //! the dispatcher brings (an OpenAI chat answer, whole or as SSE events) and ClawGate's own
 //! errors into that API's body, events and error envelope.
 //!
-//! Two APIs are served. OpenAI chat completions ([`openai_chat`]) is the hub's own: its
+//! Three chat APIs are served (and OpenAI's embeddings, [`Api::Embeddings`], outside the
+//! route stage). OpenAI chat completions ([`openai_chat`]) is the hub's own: its
 //! answers are what the backends produce, so its way back is the identity and its error
 //! envelope is [`error::ApiError`]'s. Anthropic Messages ([`anthropic`]) is translated into
 //! the hub's form and its answers back, except where a provider speaks it too, which gets the
-//! client's own body. [`api_for_path`] is the one list of the paths each API answers on; the
+//! client's own body; Gemini's `generateContent` ([`gemini`]) likewise. [`api_for_path`] is the one list of the paths each API answers on; the
 //! connection loop serves them and refuses other methods there.
 
 pub mod anthropic;
 pub mod error;
+pub mod gemini;
 pub mod openai_chat;
 pub mod responses;
 
@@ -34,6 +36,10 @@ pub enum Api {
     AnthropicCountTokens,
     /// `POST /v1/responses` (OpenAI Responses).
     OpenAiResponses,
+    /// `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent`.
+    Gemini,
+    /// `POST /v1/embeddings`.
+    Embeddings,
 }
 
 impl Api {
@@ -44,6 +50,8 @@ impl Api {
             Api::AnthropicMessages => "anthropic-messages",
             Api::AnthropicCountTokens => "anthropic-count-tokens",
             Api::OpenAiResponses => "openai-responses",
+            Api::Gemini => "gemini",
+            Api::Embeddings => "openai-embeddings",
         }
     }
 
@@ -55,6 +63,8 @@ impl Api {
             Api::OpenAiResponses => {
                 "responses take POST; GET /v1/responses/{id} reads a stored one"
             }
+            Api::Gemini => "generateContent takes POST",
+            Api::Embeddings => "embeddings take POST",
         }
     }
 }
@@ -67,11 +77,18 @@ const PATHS: &[(&str, Api)] = &[
     ("/v1/messages/count_tokens", Api::AnthropicCountTokens),
     ("/v1/responses", Api::OpenAiResponses),
     ("/responses", Api::OpenAiResponses),
+    ("/v1/embeddings", Api::Embeddings),
+    ("/embeddings", Api::Embeddings),
 ];
 
-/// The API a request path belongs to, if any.
+/// The API a request path belongs to, if any (Gemini's paths carry the model:
+/// [`gemini::target`]).
 pub fn api_for_path(path: &str) -> Option<Api> {
-    PATHS.iter().find(|(p, _)| *p == path).map(|&(_, api)| api)
+    PATHS
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map(|&(_, api)| api)
+        .or_else(|| gemini::target(path).map(|_| Api::Gemini))
 }
 
 /// A client's request, parsed once by its ingress.
@@ -90,7 +107,9 @@ impl<'a> Inbound<'a> {
             Api::OpenAiChat
             | Api::AnthropicMessages
             | Api::AnthropicCountTokens
-            | Api::OpenAiResponses => RouteView::chat(&self.request, headers),
+            | Api::OpenAiResponses
+            | Api::Gemini
+            | Api::Embeddings => RouteView::chat(&self.request, headers),
         }
     }
 }
@@ -109,6 +128,10 @@ mod tests {
             Some(Api::AnthropicCountTokens)
         );
         assert_eq!(api_for_path("/v1/responses"), Some(Api::OpenAiResponses));
+        assert_eq!(
+            api_for_path("/v1beta/models/auto:streamGenerateContent"),
+            Some(Api::Gemini)
+        );
         for other in [
             "/v1/responses/resp_1",
             "/v1/models",

@@ -301,7 +301,7 @@ async fn exchange(
     }
 }
 
-fn request_failure(e: SendError) -> UpstreamFailure {
+pub(super) fn request_failure(e: SendError) -> UpstreamFailure {
     let (kind, message) = match e {
         SendError::ConnectTimeout => (FailureKind::Timeout, "connect timeout".to_owned()),
         SendError::Connect(cause) => (FailureKind::Connect, format!("cannot connect: {cause}")),

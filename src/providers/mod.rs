@@ -9,6 +9,7 @@
 pub mod anthropic;
 pub mod capable;
 pub mod dispatch;
+pub mod embeddings;
 pub mod gemini;
 pub mod health;
 pub mod native;

@@ -41,7 +41,8 @@ pub struct Native<'a> {
 pub fn passthrough_for(backend: Backend) -> Option<&'static dyn Protocol> {
     match backend {
         Backend::Anthropic => Some(&super::anthropic::passthrough::AnthropicNative),
-        Backend::OpenAiCompat | Backend::GoogleGenai => None,
+        Backend::GoogleGenai => Some(&super::gemini::passthrough::GeminiNative),
+        Backend::OpenAiCompat => None,
     }
 }
 
@@ -116,7 +117,11 @@ impl Provider {
         UpstreamRequest {
             url: &self.urls[usize::from(stream)],
             headers,
-            body: native.with_model(&self.config.model),
+            // Gemini names the model in the URL (the provider's own), not in the body.
+            body: match native.backend {
+                Backend::GoogleGenai => native.body.to_vec(),
+                _ => native.with_model(&self.config.model),
+            },
         }
     }
 }

@@ -4,6 +4,8 @@
 //! health, stats, dashboard, admin).
 
 pub mod chat;
+pub mod embeddings;
+pub mod gemini;
 mod info;
 pub mod messages;
 mod observe;
@@ -522,7 +524,11 @@ async fn client_api(
 ) -> http::Response<ResponseBody> {
     let (parts, body) = req.into_parts();
     let headers = parts.headers;
-    if let Err(e) = chat::authorize(&state, &headers) {
+    let authorized = match api {
+        Api::Gemini => gemini::authorize(&state, &parts.uri, &headers),
+        _ => chat::authorize(&state, &headers),
+    };
+    if let Err(e) = authorized {
         return error_response(api, &e);
     }
     let frames = http_body_util::BodyStream::new(body)
@@ -541,14 +547,19 @@ async fn client_api(
         Api::AnthropicMessages => Box::pin(messages::handle(state, headers, body)).await,
         Api::AnthropicCountTokens => messages::count_tokens(headers, body).await,
         Api::OpenAiResponses => Box::pin(responses::handle(state, headers, body)).await,
+        Api::Gemini => Box::pin(gemini::handle(state, parts.uri, headers, body)).await,
+        Api::Embeddings => Box::pin(embeddings::handle(state, headers, body)).await,
     }
 }
 
 /// ClawGate's own error in `api`'s shape.
 fn error_response(api: Api, e: &ApiError) -> http::Response<ResponseBody> {
     match api {
-        Api::OpenAiChat | Api::OpenAiResponses => e.clone().into_response().map(full),
+        Api::OpenAiChat | Api::OpenAiResponses | Api::Embeddings => {
+            e.clone().into_response().map(full)
+        }
         Api::AnthropicMessages | Api::AnthropicCountTokens => messages::error_response(e),
+        Api::Gemini => gemini::error_response(e),
     }
 }
 
@@ -558,6 +569,7 @@ fn rejected(state: &AppState, api: Api, e: &ApiError) -> http::Response<Response
     match api {
         Api::AnthropicMessages => messages::reject(state, e),
         Api::OpenAiResponses => responses::reject(state, e),
+        Api::Gemini => gemini::reject(state, e),
         _ => error_response(api, e),
     }
 }

@@ -11,6 +11,8 @@ mod affinity;
 mod backends;
 mod capabilities;
 mod classifier;
+mod embeddings;
+mod gemini_ingress;
 mod messages;
 mod metrics_cli;
 mod metrics_e2e;

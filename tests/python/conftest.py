@@ -71,6 +71,18 @@ def sse_tool_events(model, calls, include_usage):
     return [f"data: {json.dumps(e)}\n\n".encode() for e in events] + [b"data: [DONE]\n\n"]
 
 
+def embedding_of(text, n=3):
+    """A made-up vector for `text`, the same every time."""
+    return [round((len(text) + i) / 10, 2) for i in range(n)]
+
+
+def openai_embeddings(body):
+    inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+    data = [{"object": "embedding", "embedding": embedding_of(str(t)), "index": i} for i, t in enumerate(inputs)]
+    return {"object": "list", "data": data, "model": body["model"],
+            "usage": {"prompt_tokens": 2 * len(inputs), "total_tokens": 2 * len(inputs)}}
+
+
 class Mock:
     """An OpenAI-compatible upstream. `script` holds behaviours for the next requests:
     ("answer", text), ("tools", [(name, args), ...]), ("status", code, body), ("cut", n_events)."""
@@ -94,6 +106,8 @@ class Mock:
                 length = int(self.headers.get("content-length", "0"))
                 body = json.loads(self.rfile.read(length) or b"null")
                 mock.received.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                if self.path.endswith("/embeddings"):
+                    return self.send_json(200, openai_embeddings(body))
                 behavior = mock.responder(body) if mock.responder else None
                 if behavior is None:
                     try:

@@ -195,6 +195,10 @@ class NativeMock:
                 body = json.loads(self.rfile.read(length) or b"null")
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 mock.received.append({"path": self.path, "headers": headers, "body": body})
+                if mock.kind == "gemini" and ":batchEmbedContents" in self.path:
+                    vectors = [{"values": [round(len(r["content"]["parts"][0]["text"]) / 100, 2), 0.5]}
+                               for r in body["requests"]]
+                    return self.send_bytes(200, "application/json", json.dumps({"embeddings": vectors}).encode())
                 reply = mock.responder(body) if mock.responder else None
                 if reply is None:
                     try:

@@ -1,4 +1,4 @@
-"""Every client API × every backend, for a plain answer, a streamed one and a tool call: a new
+"""Every client API (chat completions, Messages, Responses, Gemini) × every backend, for a plain answer, a streamed one and a tool call: a new
 client API or backend cannot silently miss a combination.
 
 One gate fronts three upstream mocks, each speaking its own provider's wire format: `oai`
@@ -11,6 +11,8 @@ import pytest
 
 import anthropic
 import openai
+from google import genai
+from google.genai import types
 
 from conftest import Gate, Mock, TRANSLATED_TIMEOUTS, provider_yaml
 from native_mocks import Answer, NativeMock
@@ -116,7 +118,24 @@ def responses(gate, backend, kind):
     return resp.output_text, calls
 
 
-INGRESSES = {"openai-chat": chat, "anthropic-messages": messages, "openai-responses": responses}
+def gemini(gate, backend, kind):
+    """(text, [(function name, args)]) from the Gemini API."""
+    client = genai.Client(api_key="local", http_options=types.HttpOptions(base_url=gate.url, timeout=30_000))
+    config = None
+    if kind == "tool":
+        decl = types.FunctionDeclaration(name=CALL[0], parameters=types.Schema(
+            type="OBJECT", properties={"city": types.Schema(type="STRING")}, required=["city"]))
+        config = types.GenerateContentConfig(tools=[types.Tool(function_declarations=[decl])])
+    if kind == "stream":
+        chunks = list(client.models.generate_content_stream(model=backend, contents="Weather in Paris?"))
+        return "".join(c.text or "" for c in chunks), []
+    r = client.models.generate_content(model=backend, contents="Weather in Paris?", config=config)
+    calls = [(c.name, dict(c.args)) for c in r.function_calls or []]
+    return (r.text or "") if not calls else "", calls
+
+
+INGRESSES = {"openai-chat": chat, "anthropic-messages": messages, "openai-responses": responses,
+             "gemini": gemini}
 
 
 @pytest.mark.parametrize("kind", KINDS)

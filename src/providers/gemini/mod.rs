@@ -12,6 +12,7 @@
 //! Remote (`http(s)`) image URLs are refused with a 400: fetching them would make this pure
 //! translator do network I/O with its own limits and failure modes.
 
+pub mod passthrough;
 pub mod request;
 pub mod response;
 pub mod schema;

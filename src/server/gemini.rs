@@ -1,0 +1,242 @@
+//! `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent` (the Gemini
+//! API): the same three stages as chat completions (ingress, route, dispatch), with the
+//! client's own body beside the hub request so that `google-genai` providers get it passed
+//! through; the answer comes back as it is from them and translated from the others. Errors
+//! take Google's envelope and statuses; every request, answered or not, is recorded with
+//! `api` `gemini`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use http::{Response, StatusCode, Uri};
+
+use super::chat::{
+    all_failed, attempt_records, constant_time_eq, record_route, route, routing_answer,
+};
+use super::observe::ObservedStream;
+use super::{full, streamed, ResponseBody};
+use crate::ingress::error::ApiError;
+use crate::ingress::gemini::{self, error as gemini_error, response, stream};
+use crate::ingress::{Api, Inbound};
+use crate::metrics::{usage, RequestEvent};
+use crate::providers::dispatch::{dispatch_with, Outcome, Reply, ReplyBody};
+use crate::providers::protocol::{EVENT_STREAM, JSON};
+use crate::request::ChatRequest;
+use crate::state::AppState;
+
+/// The `api` metrics rows of this API carry.
+const API: &str = "gemini";
+
+/// ClawGate's own error in Google's shape.
+pub fn error_response(e: &ApiError) -> Response<ResponseBody> {
+    gemini_error::from_api_error(e).map(full)
+}
+
+/// Check the client key when one is configured: Google's `x-goog-api-key` or `?key=`, else
+/// what chat completions take (a bearer token, `x-api-key`).
+pub fn authorize(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(key) = gemini::api_key(uri, headers) else {
+        return super::chat::authorize(state, headers);
+    };
+    let snapshot = state.snapshot.load();
+    let expected = snapshot.config.server.api_key.as_str();
+    if expected.is_empty() || constant_time_eq(key.as_bytes(), expected.as_bytes()) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid_request_error",
+        "invalid_api_key",
+        "API key not valid: the key sent to ClawGate is not server.api_key",
+    ))
+}
+
+/// A request refused before it was read (body too large or too slow), recorded as rejected.
+pub fn reject(state: &AppState, e: &ApiError) -> Response<ResponseBody> {
+    let resp = error_response(e);
+    state.metrics.record(RequestEvent {
+        ts_ms: RequestEvent::now_ms(),
+        api: API.into(),
+        status: resp.status().as_u16(),
+        error: Some(format!("{}: {}", e.code, e.message)),
+        ..RequestEvent::default()
+    });
+    resp
+}
+
+/// Handle one `generateContent` request; every request, answered or not, is recorded.
+pub async fn handle(
+    state: Arc<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response<ResponseBody> {
+    let started = Instant::now();
+    let mut event = RequestEvent {
+        ts_ms: RequestEvent::now_ms(),
+        api: API.into(),
+        ..RequestEvent::default()
+    };
+    match complete(&state, &uri, &headers, &body, started, &mut event).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            let resp = error_response(&e);
+            tracing::info!(
+                status = resp.status().as_u16(),
+                code = e.code,
+                api = API,
+                "request not answered: {}",
+                e.message
+            );
+            event.status = resp.status().as_u16();
+            event.latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+            event.error = Some(format!("{}: {}", e.code, e.message));
+            state.metrics.record(event);
+            resp
+        }
+    }
+}
+
+async fn complete(
+    state: &AppState,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+    started: Instant,
+    event: &mut RequestEvent,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let translated = gemini::parse(headers, uri, body)?;
+    let inbound = Inbound {
+        api: Api::Gemini,
+        request: ChatRequest::parse(&translated.hub)?,
+    };
+    let req = &inbound.request;
+    event.requested_model = translated.model.clone();
+    event.stream = translated.stream;
+    let snapshot = state.snapshot.load_full();
+    let routed = route(state, &snapshot, inbound.view(headers)).await;
+    record_route(event, &routed);
+    let decision = &routed.decision;
+    let layer = decision.layer.as_str();
+    let chain = snapshot.providers.chain(decision);
+    let native = gemini::native(body, &translated);
+    let reply = match dispatch_with(&chain, req, Some(&native)).await {
+        Outcome::Answered(reply) => reply,
+        Outcome::Invalid { provider, error } => {
+            event.provider = Some(provider.id.to_string());
+            let mut e = ApiError::from(error);
+            e.message = format!("{} cannot take this request: {}", provider.id, e.message);
+            return Err(e);
+        }
+        Outcome::Failed { status, attempts } => {
+            event.attempts = attempt_records(&attempts);
+            let mut e = all_failed(&snapshot, status, &attempts, decision);
+            let status = gemini_error::all_failed_status(&attempts);
+            e.status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return Err(e);
+        }
+    };
+    let Reply {
+        provider,
+        attempts,
+        status,
+        content_type,
+        body: reply_body,
+        native: passed_through,
+    } = reply;
+    tracing::info!(
+        model = %translated.model,
+        provider = %provider.id,
+        layer,
+        rule = %decision.rule,
+        status = status.as_u16(),
+        stream = translated.stream,
+        passed_through,
+        ms = started.elapsed().as_millis() as u64,
+        fallbacks = attempts.len(),
+        api = API,
+        "routed"
+    );
+    let mut out = HeaderMap::with_capacity(8);
+    let remember = routing_answer(
+        state, event, &mut out, &routed, &provider, &attempts, status,
+    );
+    let pricing = provider.config.pricing;
+    let (status, content_type, whole) = match reply_body {
+        ReplyBody::Complete { body: b, usage } => {
+            let usage = usage.unwrap_or_else(|| usage::estimate(body.len(), b.len()));
+            event.set_usage(&usage, &pricing);
+            if let Some(remember) = remember {
+                remember();
+            }
+            if passed_through {
+                (status, content_type, b)
+            } else {
+                let model = &provider.config.model;
+                let answer = response::generate_response(&b, &usage, translated.thoughts, model)
+                    .map_err(|why| {
+                        ApiError::new(
+                            StatusCode::BAD_GATEWAY,
+                            "api_error",
+                            "untranslatable_answer",
+                            format!("{}: {why}", provider.id),
+                        )
+                    })?;
+                (status, JSON, Bytes::from(answer))
+            }
+        }
+        ReplyBody::Refused(b) => {
+            event.error = Some(format!("upstream_rejected: HTTP {}", status.as_u16()));
+            if passed_through {
+                (status, content_type, b)
+            } else {
+                let (status, b) = gemini_error::from_refusal(status, &b);
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+                (status, JSON, b)
+            }
+        }
+        ReplyBody::Stream(events) => {
+            event.status = status.as_u16();
+            event.ttfb_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+            out.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            let prompt_estimate = inbound.view(headers).estimate_tokens();
+            let mut observed = ObservedStream::new(
+                events,
+                std::mem::take(event),
+                state.metrics.clone(),
+                pricing,
+                started,
+                body.len(),
+            );
+            if let Some(remember) = remember {
+                observed = observed.on_success(remember);
+            }
+            let body = if passed_through {
+                out.insert(CONTENT_TYPE, content_type);
+                streamed(observed)
+            } else {
+                out.insert(CONTENT_TYPE, EVENT_STREAM);
+                let cx = stream::StreamContext {
+                    model: provider.config.model.clone(),
+                    thoughts: translated.thoughts,
+                    prompt_estimate,
+                };
+                streamed(stream::GeminiEvents::new(observed, cx))
+            };
+            let mut answer = Response::new(body);
+            *answer.status_mut() = status;
+            *answer.headers_mut() = out;
+            return Ok(answer);
+        }
+    };
+    out.insert(CONTENT_TYPE, content_type);
+    event.status = status.as_u16();
+    event.latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    state.metrics.record(std::mem::take(event));
+    let mut answer = Response::new(full(whole));
+    *answer.status_mut() = status;
+    *answer.headers_mut() = out;
+    Ok(answer)
+}
