@@ -17,6 +17,7 @@
 pub mod anthropic;
 pub mod error;
 pub mod gemini;
+mod hub_stream;
 pub mod openai_chat;
 pub mod responses;
 

@@ -8,17 +8,14 @@
 //! relay reports (OpenAI's error event) becomes Google's error object, and ends the stream.
 
 use std::collections::VecDeque;
-use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::status_name;
 use super::response::{call_part, finish_reason, response_id, usage_metadata};
+use crate::ingress::hub_stream;
 use crate::metrics::{usage, Usage};
 use crate::providers::translate::sse::{SseDecoder, SseEvent};
 
@@ -261,65 +258,15 @@ impl<S> GeminiEvents<S> {
             self.end();
         }
     }
-
-    fn feed(&mut self, chunk: &[u8]) {
-        let mut events = Vec::new();
-        let _ = self.sse.feed(chunk, |e| {
-            events.push(e);
-            Ok::<(), ()>(())
-        });
-        for e in &events {
-            self.on_event(e);
-        }
-    }
 }
 
-impl<S> Stream for GeminiEvents<S>
-where
-    S: Stream<Item = Result<Bytes, io::Error>> + Unpin,
-{
-    type Item = Result<Bytes, io::Error>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        loop {
-            if let Some(b) = this.out.pop_front() {
-                return Poll::Ready(Some(Ok(b)));
-            }
-            if this.ended {
-                // Drain the hub stream, so that its end is observed (and recorded) too.
-                return match this.inner.poll_next_unpin(cx) {
-                    Poll::Ready(Some(_)) => continue,
-                    Poll::Ready(None) => Poll::Ready(None),
-                    Poll::Pending => Poll::Pending,
-                };
-            }
-            match this.inner.poll_next_unpin(cx) {
-                Poll::Ready(Some(Ok(chunk))) => this.feed(&chunk),
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
-                Poll::Ready(None) => {
-                    let mut rest = Vec::new();
-                    let _ = this.sse.finish(|e| {
-                        rest.push(e);
-                        Ok::<(), ()>(())
-                    });
-                    for e in &rest {
-                        this.on_event(e);
-                    }
-                    this.end();
-                    if this.out.is_empty() {
-                        return Poll::Ready(None);
-                    }
-                }
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-    }
-}
+hub_stream::hub_events!(GeminiEvents);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::StreamExt;
+    use std::io;
 
     fn translate(events: &[String], thoughts: bool) -> Vec<Value> {
         let chunks: Vec<Result<Bytes, io::Error>> = events

@@ -11,17 +11,14 @@
 //! chunk that follows the finish reason, or for the end of the hub stream.
 
 use std::collections::VecDeque;
-use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
 use serde_json::{json, Value};
 
 use super::response::{
     call_item, message_item, new_id, output_text, reasoning_item, Base, Collected,
 };
+use crate::ingress::hub_stream;
 use crate::metrics::{usage, Usage};
 use crate::providers::translate::sse::{SseDecoder, SseEvent};
 
@@ -375,65 +372,15 @@ impl<S> ResponsesEvents<S> {
             self.collected.finish = Some(f.to_owned());
         }
     }
-
-    fn feed(&mut self, chunk: &[u8]) {
-        let mut events = Vec::new();
-        let _ = self.sse.feed(chunk, |e| {
-            events.push(e);
-            Ok::<(), ()>(())
-        });
-        for e in &events {
-            self.on_event(e);
-        }
-    }
 }
 
-impl<S> Stream for ResponsesEvents<S>
-where
-    S: Stream<Item = Result<Bytes, io::Error>> + Unpin,
-{
-    type Item = Result<Bytes, io::Error>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        loop {
-            if let Some(b) = this.out.pop_front() {
-                return Poll::Ready(Some(Ok(b)));
-            }
-            if this.ended {
-                // Drain the hub stream, so that its end is observed (and recorded) too.
-                return match this.inner.poll_next_unpin(cx) {
-                    Poll::Ready(Some(_)) => continue,
-                    Poll::Ready(None) => Poll::Ready(None),
-                    Poll::Pending => Poll::Pending,
-                };
-            }
-            match this.inner.poll_next_unpin(cx) {
-                Poll::Ready(Some(Ok(chunk))) => this.feed(&chunk),
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
-                Poll::Ready(None) => {
-                    let mut rest = Vec::new();
-                    let _ = this.sse.finish(|e| {
-                        rest.push(e);
-                        Ok::<(), ()>(())
-                    });
-                    for e in &rest {
-                        this.on_event(e);
-                    }
-                    this.end();
-                    if this.out.is_empty() {
-                        return Poll::Ready(None);
-                    }
-                }
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-    }
-}
+hub_stream::hub_events!(ResponsesEvents);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::StreamExt;
+    use std::io;
     use std::sync::{Arc, Mutex};
 
     fn translate(events: &[String], reasoning: bool, done: Option<OnDone>) -> Vec<Value> {
