@@ -81,6 +81,96 @@ pub(super) fn routing_answer(
     remember
 }
 
+/// `Outcome::Invalid`: the provider cannot take this request (the client's fault, not retried).
+pub(super) fn cannot_take(
+    event: &mut RequestEvent,
+    provider: &Provider,
+    error: crate::request::InvalidRequest,
+) -> ApiError {
+    event.provider = Some(provider.id.to_string());
+    let mut e = ApiError::from(error);
+    e.message = format!("{} cannot take this request: {}", provider.id, e.message);
+    e
+}
+
+/// A whole answer arrived: its usage (reported, else estimated from the sizes) on the event,
+/// and the conversation's provider remembered, the answer being good.
+pub(super) fn whole_answered(
+    event: &mut RequestEvent,
+    request_len: usize,
+    answer: &Bytes,
+    usage: Option<crate::metrics::Usage>,
+    pricing: &crate::config::Pricing,
+    remember: Option<impl FnOnce()>,
+) -> crate::metrics::Usage {
+    let usage = usage.unwrap_or_else(|| usage::estimate(request_len, answer.len()));
+    event.set_usage(&usage, pricing);
+    if let Some(remember) = remember {
+        remember();
+    }
+    usage
+}
+
+/// A stream's first byte arrived: the time to it on the event, `no-cache` on the answer, and
+/// the stream observed from here (the event is recorded when it ends; the conversation's
+/// provider remembered when it ends well).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn observe_stream(
+    state: &AppState,
+    event: &mut RequestEvent,
+    out: &mut HeaderMap,
+    events: crate::providers::relay::EventStream,
+    pricing: crate::config::Pricing,
+    started: Instant,
+    request_len: usize,
+    remember: Option<impl FnOnce() + Send + 'static>,
+) -> ObservedStream {
+    event.ttfb_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+    out.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    let observed = ObservedStream::new(
+        events,
+        std::mem::take(event),
+        state.metrics.clone(),
+        pricing,
+        started,
+        request_len,
+    );
+    match remember {
+        Some(remember) => observed.on_success(remember),
+        None => observed,
+    }
+}
+
+/// A whole answer's response, its event recorded now.
+pub(super) fn whole_response(
+    state: &AppState,
+    event: &mut RequestEvent,
+    started: Instant,
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response<ResponseBody> {
+    event.status = status.as_u16();
+    event.latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    state.metrics.record(std::mem::take(event));
+    let mut answer = Response::new(full(body));
+    *answer.status_mut() = status;
+    *answer.headers_mut() = headers;
+    answer
+}
+
+/// A streamed answer's response.
+pub(super) fn stream_response(
+    status: StatusCode,
+    headers: HeaderMap,
+    body: ResponseBody,
+) -> Response<ResponseBody> {
+    let mut answer = Response::new(body);
+    *answer.status_mut() = status;
+    *answer.headers_mut() = headers;
+    answer
+}
+
 /// Read the body, refusing more than `limit` bytes.
 pub async fn read_body<S, B, E>(
     headers: &HeaderMap,
@@ -229,12 +319,7 @@ async fn complete(
     let chain = snapshot.providers.chain(decision);
     let reply = match dispatch(&chain, req).await {
         Outcome::Answered(reply) => reply,
-        Outcome::Invalid { provider, error } => {
-            event.provider = Some(provider.id.to_string());
-            let mut e = ApiError::from(error);
-            e.message = format!("{} cannot take this request: {}", provider.id, e.message);
-            return Err(e);
-        }
+        Outcome::Invalid { provider, error } => return Err(cannot_take(event, &provider, error)),
         Outcome::Failed { status, attempts } => {
             event.attempts = attempt_records(&attempts);
             return Err(all_failed(&snapshot, status, &attempts, decision));
@@ -272,11 +357,7 @@ async fn complete(
     *answer.headers_mut() = out;
     let whole = match reply_body {
         ReplyBody::Complete { body: b, usage } => {
-            let usage = usage.unwrap_or_else(|| usage::estimate(body.len(), b.len()));
-            event.set_usage(&usage, &pricing);
-            if let Some(remember) = remember {
-                remember();
-            }
+            whole_answered(&mut event, body.len(), &b, usage, &pricing, remember);
             b
         }
         ReplyBody::Refused(b) => {
@@ -284,21 +365,16 @@ async fn complete(
             b
         }
         ReplyBody::Stream(stream) => {
-            event.ttfb_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
-            answer
-                .headers_mut()
-                .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            let mut observed = ObservedStream::new(
+            let observed = observe_stream(
+                state,
+                &mut event,
+                answer.headers_mut(),
                 stream,
-                event,
-                state.metrics.clone(),
                 pricing,
                 started,
                 body.len(),
+                remember,
             );
-            if let Some(remember) = remember {
-                observed = observed.on_success(remember);
-            }
             return Ok(answer.map(|()| streamed(observed)));
         }
     };

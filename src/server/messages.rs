@@ -9,16 +9,18 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use http::header::{HeaderMap, CONTENT_TYPE};
 use http::{Response, StatusCode};
 
-use super::chat::{all_failed, attempt_records, record_route, route, routing_answer};
-use super::observe::ObservedStream;
+use super::chat::{
+    all_failed, attempt_records, cannot_take, observe_stream, record_route, route, routing_answer,
+    stream_response, whole_answered, whole_response,
+};
 use super::{full, streamed, ResponseBody};
 use crate::ingress::anthropic::{self, error as anthropic_error, response, stream};
 use crate::ingress::error::ApiError;
 use crate::ingress::{Api, Inbound};
-use crate::metrics::{usage, RequestEvent};
+use crate::metrics::RequestEvent;
 use crate::providers::dispatch::{dispatch_with, Outcome, Reply, ReplyBody};
 use crate::providers::protocol::{EVENT_STREAM, JSON};
 use crate::request::ChatRequest;
@@ -102,12 +104,7 @@ async fn complete(
     let native = anthropic::native(headers, body, &translated);
     let reply = match dispatch_with(&chain, req, Some(&native)).await {
         Outcome::Answered(reply) => reply,
-        Outcome::Invalid { provider, error } => {
-            event.provider = Some(provider.id.to_string());
-            let mut e = ApiError::from(error);
-            e.message = format!("{} cannot take this request: {}", provider.id, e.message);
-            return Err(e);
-        }
+        Outcome::Invalid { provider, error } => return Err(cannot_take(event, &provider, error)),
         Outcome::Failed { status, attempts } => {
             event.attempts = attempt_records(&attempts);
             let mut e = all_failed(&snapshot, status, &attempts, decision);
@@ -144,11 +141,7 @@ async fn complete(
     let pricing = provider.config.pricing;
     let (status, content_type, whole) = match reply_body {
         ReplyBody::Complete { body: b, usage } => {
-            let usage = usage.unwrap_or_else(|| usage::estimate(body.len(), b.len()));
-            event.set_usage(&usage, &pricing);
-            if let Some(remember) = remember {
-                remember();
-            }
+            let usage = whole_answered(event, body.len(), &b, usage, &pricing, remember);
             if passed_through {
                 (status, content_type, b)
             } else {
@@ -177,20 +170,17 @@ async fn complete(
         }
         ReplyBody::Stream(events) => {
             event.status = status.as_u16();
-            event.ttfb_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
-            out.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             let prompt_estimate = inbound.view(headers).estimate_tokens();
-            let mut observed = ObservedStream::new(
+            let observed = observe_stream(
+                state,
+                event,
+                &mut out,
                 events,
-                std::mem::take(event),
-                state.metrics.clone(),
                 pricing,
                 started,
                 body.len(),
+                remember,
             );
-            if let Some(remember) = remember {
-                observed = observed.on_success(remember);
-            }
             let body = if passed_through {
                 out.insert(CONTENT_TYPE, content_type);
                 streamed(observed)
@@ -203,20 +193,11 @@ async fn complete(
                 };
                 streamed(stream::AnthropicEvents::new(observed, cx))
             };
-            let mut answer = Response::new(body);
-            *answer.status_mut() = status;
-            *answer.headers_mut() = out;
-            return Ok(answer);
+            return Ok(stream_response(status, out, body));
         }
     };
     out.insert(CONTENT_TYPE, content_type);
-    event.status = status.as_u16();
-    event.latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    state.metrics.record(std::mem::take(event));
-    let mut answer = Response::new(full(whole));
-    *answer.status_mut() = status;
-    *answer.headers_mut() = out;
-    Ok(answer)
+    Ok(whole_response(state, event, started, status, out, whole))
 }
 
 /// `POST /v1/messages/count_tokens`: the request checked as `/v1/messages` checks it, and
