@@ -52,9 +52,10 @@ impl<'r> RouteView<'r> {
         }
     }
 
-    /// The text of a field as the request has it. Envelopes are not peeled here, and what is
+    /// The text of a field the request carries as it is (model, system, headers). The fields
+    /// made from the person's messages (`last_user`, `user`, peeled or not) and those that are
     /// not part of the request (`label`, `lane`, the conversation's previous decision,
-    /// envelopes) reads `""`: [`super::features::Features`] supplies those.
+    /// envelopes) read `""` here: [`super::features::Features`] computes them.
     pub fn text(&self, field: &TextField) -> Cow<'r, str> {
         match field {
             TextField::Model => Cow::Borrowed(self.model),
@@ -62,20 +63,16 @@ impl<'r> RouteView<'r> {
             | TextField::Lane
             | TextField::PreviousProvider
             | TextField::PreviousRule
-            | TextField::Envelope(_) => Cow::Borrowed(""),
+            | TextField::Envelope(_)
+            | TextField::LastUser
+            | TextField::LastUserRaw
+            | TextField::User => Cow::Borrowed(""),
             TextField::Header(name) => Cow::Owned(
                 self.headers
                     .get(name.as_str())
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("")
                     .to_owned(),
-            ),
-            TextField::LastUser | TextField::LastUserRaw => self.last_user(),
-            TextField::User => join(
-                self.messages
-                    .iter()
-                    .filter(|m| m.role == Role::User)
-                    .filter_map(person_text),
             ),
             TextField::System => join(
                 self.messages
@@ -84,16 +81,6 @@ impl<'r> RouteView<'r> {
                     .map(|m| m.content.text()),
             ),
         }
-    }
-
-    /// The last user message a person wrote (client-internal context messages are skipped).
-    pub fn last_user(&self) -> Cow<'r, str> {
-        self.messages
-            .iter()
-            .rev()
-            .filter(|m| m.role == Role::User)
-            .find_map(person_text)
-            .unwrap_or(Cow::Borrowed(""))
     }
 
     /// The user messages a person wrote (client-internal context messages skipped), as
@@ -112,14 +99,6 @@ impl<'r> RouteView<'r> {
             .find(|m| matches!(m.role, Role::System | Role::Developer))
             .map(|m| m.content.text())
             .unwrap_or(Cow::Borrowed(""))
-    }
-
-    /// How many user messages a person wrote (client-internal context messages not counted).
-    pub fn user_turns(&self) -> usize {
-        self.messages
-            .iter()
-            .filter(|m| m.role == Role::User && person_text(m).is_some())
-            .count()
     }
 
     /// Whether the request continues a tool loop: its last message, client-internal context
